@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from osteon.cli import data as data_cli
+from osteon.cli.evaluate import evaluate_command
+from osteon.cli.predict import predict_command
+from osteon.cli.train import train_command
 
 app = typer.Typer(
     name="osteon",
@@ -14,6 +17,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
+app.command("predict")(predict_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -126,6 +126,11 @@ class Manifest:
         """Absolute path of every image, in row order."""
         return [self.resolve(p) for p in self.frame["image"]]
 
+    def paths_of(self, rows: Iterable[int]) -> list[Path]:
+        """Absolute image paths of the given row positions."""
+        images = self.frame["image"]
+        return [self.resolve(images.iat[int(i)]) for i in rows]
+
     def has(self, column: str) -> bool:
         """True when the column exists and has at least one non-missing value."""
         return column in self.frame and bool(self.frame[column].notna().any())

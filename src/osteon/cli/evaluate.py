@@ -1,0 +1,51 @@
+"""``osteon evaluate RUN --split test [--data OTHER] [--json]``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from osteon.cli._common import handle_errors, show_warnings
+
+console = Console(stderr=True)
+
+
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate: train, val or test.")] = "test",
+    data: Annotated[Optional[Path], typer.Option(help="Another dataset (external validation).")] = None,
+    n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json's entry to stdout.")] = False,
+    figures: Annotated[bool, typer.Option(help="Write PNG figures into RUN/figures.")] = True,
+) -> None:
+    """Evaluate a run: metrics with 95% CIs (resampled by patient) into RUN/metrics.json, plus figures."""
+    from osteon.engine import evaluate
+    from osteon.engine.rundir import json_safe
+    from osteon.report.figures import write_figures
+
+    with handle_errors(), show_warnings():
+        result = evaluate(run, split=split, data=data, n_resamples=n_resamples, seed=seed, progress=not as_json)
+        written = write_figures(run, result) if figures else []
+        if as_json:
+            typer.echo(json.dumps(json_safe(result), indent=2, default=float))
+            return
+        _print_headline(result)
+        for path in written:
+            console.print(f"figure: {path}")
+
+
+def _print_headline(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['task']} — {result['data']} — {result['n_images']} images")
+    table.add_column("metric")
+    table.add_column("estimate (95% CI)")
+    for key, value in result.items():
+        if isinstance(value, dict) and {"estimate", "low", "high"} <= set(value):
+            table.add_row(key, f"{value['estimate']:.3f} ({value['low']:.3f}–{value['high']:.3f})")
+    console.print(table)

@@ -1,0 +1,118 @@
+"""Turning an image file into a model input, and radiograph-safe augmentation.
+
+Preprocessing is a small record saved in every checkpoint, so prediction reproduces training
+exactly: grayscale float in [0, 1] (window/bit depth applied by :func:`osteon.io.to_grayscale_float`),
+letterboxed to a square (aspect ratio kept, zero padding), then ``(x - mean) / std``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torchvision.transforms import v2
+
+from osteon.errors import ImageReadError
+from osteon.io import read_image, to_grayscale_float
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How files become tensors. ``image_size`` is the square side in pixels."""
+
+    image_size: int
+    mean: float = 0.5
+    std: float = 0.25
+    letterbox: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the original image sits inside the square input: ``input = original * scale + (pad_x, pad_y)``."""
+
+    scale: float
+    pad_x: int
+    pad_y: int
+    original_hw: tuple[int, int]
+
+
+def load_unit_image(path: str | Path, prep: Preprocessing) -> tuple[np.ndarray, Letterbox]:
+    """Read ``path`` and return a ``(S, S)`` float32 array in [0, 1] and its letterbox geometry.
+
+    Raises:
+        ImageReadError: unreadable file, or a volume where a 2D image is needed.
+    """
+    image = read_image(path, size_hint=prep.image_size)
+    if image.is_volume:
+        raise ImageReadError(
+            path, f"is a volume/multi-frame image {image.array.shape}; this task takes 2D images.",
+            "export the frame or slice to use, or use a volume-aware task.",
+        )
+    unit = to_grayscale_float(image)
+    return letterbox(unit, prep.image_size) if prep.letterbox else (_resize(unit, (prep.image_size,) * 2), Letterbox(
+        prep.image_size / unit.shape[1], 0, 0, (unit.shape[0], unit.shape[1])))
+
+
+def letterbox(unit: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize ``(H, W)`` so the longer side is ``size`` and zero-pad to ``(size, size)``, centred."""
+    h, w = unit.shape
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = _resize(unit, (nh, nw))
+    out = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top : top + nh, left : left + nw] = resized
+    return out, Letterbox(scale, left, top, (h, w))
+
+
+def _resize(unit: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if unit.shape == hw:
+        return unit.astype(np.float32, copy=False)
+    t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=hw, mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+
+
+class RandomGamma(torch.nn.Module):
+    """``x ** g`` with ``g`` drawn from ``[1 - amount, 1 + amount]``; input in [0, 1]."""
+
+    def __init__(self, amount: float) -> None:
+        super().__init__()
+        self.amount = amount
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.amount <= 0:
+            return x
+        g = 1.0 + (torch.rand(()) * 2 - 1) * self.amount
+        return x.clamp_min(0).pow(g)
+
+
+def build_augmentation(
+    *, hflip: bool, rotate_degrees: float, scale_range: float, brightness: float, contrast: float, gamma: float
+) -> v2.Compose:
+    """Augmentation for unit-range ``(1, S, S)`` tensors: geometry, then intensity. No colour jitter.
+
+    Flips are off unless asked for: left/right carries meaning for most anatomy (laterality markers,
+    asymmetric joints); use ``hflip=True`` where images of both sides are pooled (e.g. knees).
+    """
+    steps: list[torch.nn.Module] = []
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if rotate_degrees or scale_range:
+        steps.append(
+            v2.RandomAffine(degrees=rotate_degrees, scale=(1 - scale_range, 1 + scale_range), translate=(0.03, 0.03))
+        )
+    if brightness or contrast:
+        steps.append(v2.ColorJitter(brightness=brightness, contrast=contrast))
+    steps.append(RandomGamma(gamma))
+    return v2.Compose(steps)
+
+
+def normalize(unit: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """``(x - mean) / std`` on unit-range tensors."""
+    return (unit - prep.mean) / prep.std

@@ -1,0 +1,181 @@
+"""The typed training configuration: loaded from YAML, overridden by CLI flags of the same names.
+
+Precedence: defaults < YAML file < CLI flags. The resolved config is saved in the run directory
+(``config.yaml``) and read back with :meth:`TrainConfig.load`; nothing in it is ever evaluated.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from osteon.errors import ConfigError
+
+
+class TaskName(StrEnum):
+    CLASSIFY = "classify"
+    GRADE = "grade"
+    REGRESS = "regress"
+    DETECT = "detect"
+    SEGMENT = "segment"
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs. Field names are the CLI flag names (``image_size`` → ``--image-size``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
+
+    # what to learn
+    task: TaskName = Field(description="classify | grade | regress")
+    data: str = Field(description="Dataset folder, annotation file or Manifest CSV")
+    format: str | None = Field(None, description="Dataset format; detected when not given")
+    target: str | None = Field(None, description="Manifest column to learn (default: label, or target for regress)")
+    positive_class: str | None = Field(None, description="Positive class of a binary task (default: '1' or the last)")
+    covariates: list[str] = Field(default_factory=list, description="Manifest columns fed beside the image")
+    out: str = Field("runs/run", description="Run directory; never overwritten")
+
+    # model
+    model: str = Field("resnet18", description="Registered model name, or timm:<name>")
+    pretrained: str | None = Field(None, description="Local weights file, or 'hub' (needs internet)")
+    image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    loss: str | None = Field(None, description="classify: ce|bce; grade: corn|ce; regress: l1|mse|huber")
+    class_weighting: str = Field("none", description="none | loss | sampler (class imbalance)")
+    freeze_backbone_epochs: int = Field(0, ge=0, description="Train only the head for this many epochs")
+
+    # optimisation
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    optimizer: str = Field("adamw", description="adamw | sgd")
+    scheduler: str = Field("cosine", description="cosine | none")
+    accumulate_grad_batches: int = Field(1, ge=1)
+    early_stopping_patience: int = Field(0, ge=0, description="Epochs without validation gain before stopping (0: off)")
+
+    # augmentation (radiograph-safe: no colour jitter)
+    augment: bool = True
+    hflip: bool = Field(False, description="Horizontal flips (only where the anatomy allows, e.g. knee L/R)")
+    rotate_degrees: float = Field(10.0, ge=0, le=180)
+    scale_range: float = Field(0.1, ge=0, lt=1)
+    brightness: float = Field(0.1, ge=0, lt=1)
+    contrast: float = Field(0.1, ge=0, lt=1)
+    gamma: float = Field(0.1, ge=0, lt=1)
+
+    # splits
+    split_file: str | None = Field(None, description="CSV with image,split columns to use instead of the data's split")
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+
+    # hardware and reproducibility
+    seed: int = 0
+    deterministic: bool = False
+    precision: str = Field("auto", description="auto | 32 | bf16-mixed | 16-mixed")
+    channels_last: bool = False
+    accelerator: str = "auto"
+    devices: str = Field("auto", description="'auto', a count, or a comma list of device ids")
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = Field("auto", description="auto | ddp | ddp_spawn | fsdp ...")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers (images are decoded once and cached)")
+
+    @field_validator("covariates", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return [v.strip() for item in value for v in str(item).split(",") if v.strip()]
+        return value
+
+    @field_validator("class_weighting")
+    @classmethod
+    def _check_weighting(cls, value: str) -> str:
+        return _one_of("class_weighting", value, ("none", "loss", "sampler"))
+
+    @field_validator("optimizer")
+    @classmethod
+    def _check_optimizer(cls, value: str) -> str:
+        return _one_of("optimizer", value, ("adamw", "sgd"))
+
+    @field_validator("scheduler")
+    @classmethod
+    def _check_scheduler(cls, value: str) -> str:
+        return _one_of("scheduler", value, ("cosine", "none"))
+
+    @field_validator("precision")
+    @classmethod
+    def _check_precision(cls, value: str) -> str:
+        return _one_of("precision", str(value), ("auto", "32", "bf16-mixed", "16-mixed"))
+
+    # -- persistence ----------------------------------------------------------------------------
+    @classmethod
+    def from_sources(cls, yaml_path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+        """Defaults < YAML file < overrides (``None`` overrides mean "not given")."""
+        values: dict[str, Any] = {}
+        if yaml_path is not None:
+            values.update(_read_yaml(Path(yaml_path)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, yaml_path)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        return cls.from_sources(path)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+        return path
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(values).__name__}.")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def _explain(exc: ValidationError, source: str | Path | None) -> str:
+    where = f" in {source}" if source else ""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            from difflib import get_close_matches
+
+            close = get_close_matches(key, list(TrainConfig.model_fields), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            lines.append(f"unknown option {key!r}{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"{key!r} is required (--{key.replace('_', '-')})")
+        else:
+            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return f"Invalid training config{where}: " + "; ".join(lines) + "."
+
+
+def is_ddp_child() -> bool:
+    """True in a process that Lightning's DDP launcher started for rank > 0 of a node (or a node > 0).
+
+    Those processes re-run the same command; they must attach to the run that rank 0 created
+    instead of creating one.
+    """
+    import os
+
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"

@@ -1,0 +1,225 @@
+"""``train``: build everything a run needs from its config, fit with Lightning, export the best model."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from osteon.data.covariates import CovariateEncoder
+from osteon.data.datasets import ImageDataset, decode_images
+from osteon.data.manifest import Manifest
+from osteon.data.splits import save_split_file
+from osteon.data.transforms import Preprocessing, build_augmentation
+from osteon.engine.checkpoint import save_model_file
+from osteon.engine.config import TrainConfig, is_ddp_child
+from osteon.engine.module import TaskModule
+from osteon.engine.prepare import check_splits_present, excluded_rows, load_manifest, resolve_split
+from osteon.engine.rundir import RunDir
+from osteon.engine.trainer import build_trainer
+from osteon.errors import ConfigError, RunDirError
+from osteon.tasks import TASKS, TaskState, build_task
+from osteon.tasks.base import Task, make_model_for
+
+
+def train(
+    cfg: TrainConfig | None = None,
+    *,
+    resume: str | Path | None = None,
+    callbacks: Sequence[L.Callback] = (),
+    progress: bool = True,
+    **overrides: Any,
+) -> RunDir:
+    """Train a model and return its run directory.
+
+    Args:
+        cfg: The configuration (or pass its fields as keyword ``overrides``).
+        resume: A run directory whose ``checkpoints/last.ckpt`` to continue from; its saved config is
+            used, with ``overrides`` (e.g. ``epochs=20`` to extend) applied on top.
+        callbacks: Extra Lightning callbacks.
+        progress: Show progress bars.
+
+    Returns:
+        The run directory (``model.pt`` holds the best epoch's weights).
+
+    Raises:
+        RunDirError: ``cfg.out`` already holds a run, or ``resume`` has no checkpoint.
+        ConfigError: the config does not fit the data (unknown column, too few classes ...).
+
+    Example:
+        >>> run = train(task="classify", data="phantoms/manifest.csv", model="tiny_cnn", epochs=1,
+        ...             image_size=64, out="runs/demo")  # doctest: +SKIP
+    """
+    if resume is not None:
+        run = RunDir.open(resume, need_model=False)
+        if not run.last_checkpoint.is_file():
+            raise RunDirError(f"{resume}: no checkpoints/last.ckpt to resume from; the run never finished an epoch.")
+        cfg = TrainConfig(**{**TrainConfig.load(run.config).model_dump(), **_given(overrides)})
+        cfg.save(run.config)
+        return _fit(run, cfg, ckpt_path=run.last_checkpoint, callbacks=callbacks, progress=progress)
+    if cfg is None:
+        cfg = TrainConfig.from_sources(**overrides)
+    elif overrides:
+        cfg = TrainConfig(**{**cfg.model_dump(), **_given(overrides)})
+    if is_ddp_child():
+        run = RunDir.open(cfg.out, need_model=False)
+        last = run.last_checkpoint if run.last_checkpoint.is_file() else None
+        return _fit(run, cfg, ckpt_path=last, callbacks=callbacks, progress=progress)
+    run = RunDir.create(cfg.out)
+    _prepare_run(run, cfg)
+    return _fit(run, cfg, ckpt_path=None, callbacks=callbacks, progress=progress)
+
+
+def _given(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def _prepare_run(run: RunDir, cfg: TrainConfig) -> None:
+    """Write config, Manifest with its split, and the task state: everything resume and DDP ranks need."""
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task={cfg.task!r} is not available yet; available: {', '.join(TASKS.names())}.")
+    manifest = load_manifest(cfg)
+    task_cls = TASKS.get(cfg.task)
+    state = task_cls.setup(manifest, target=cfg.target, positive_class=cfg.positive_class, loss=cfg.loss)
+    manifest, decision = resolve_split(manifest, cfg, state.target)
+    check_splits_present(manifest)
+    if cfg.task == "regress":  # standardise with the train split only
+        state = task_cls.setup(manifest.split("train"), target=state.target, positive_class=None, loss=state.loss)
+    encoder = CovariateEncoder.fit(manifest.split("train").frame, cfg.covariates)
+    prep = Preprocessing(image_size=cfg.image_size)
+    cfg.save(run.config)
+    manifest.save(run.manifest)
+    save_split_file(manifest, manifest.frame["split"], run.splits)
+    run.write_json(
+        run.state,
+        {
+            "task": asdict(state),
+            "preprocessing": prep.to_dict(),
+            "covariates": encoder.to_dict(),
+            "split": asdict(decision),
+            "dataset": {"name": manifest.name, "path": str(Path(cfg.data).resolve())},
+        },
+    )
+
+
+def _fit(
+    run: RunDir, cfg: TrainConfig, *, ckpt_path: Path | None, callbacks: Sequence[L.Callback], progress: bool
+) -> RunDir:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    state = run.read_json(run.state)
+    task = build_task(TaskState(**state["task"]))
+    prep = Preprocessing(**state["preprocessing"])
+    encoder = CovariateEncoder.from_dict(state["covariates"])
+    manifest = Manifest.load(run.manifest)
+
+    datasets, excluded = _build_datasets(manifest, task, prep, encoder, cfg, progress=progress)
+    if not is_ddp_child() and len(excluded):
+        excluded.to_csv(run.excluded, index=False)
+        warnings.warn(f"{len(excluded)} images left out of training; see {run.excluded}.", stacklevel=2)
+    class_weights = task.class_weights(datasets["train"].targets.numpy())
+    model = make_model_for(
+        task, model=cfg.model, pretrained=cfg.pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout
+    )
+    module = TaskModule(task, model, cfg, class_weights=class_weights)
+    trainer, best = build_trainer(cfg, run, callbacks=callbacks, progress=progress)
+    loaders = _loaders(datasets, cfg, class_weights)
+    trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt_path)
+    if not trainer.is_global_zero:
+        return run
+    _export(run, cfg, module, best.best_model_path or str(run.last_checkpoint), state, datasets["val"], manifest)
+    return run
+
+
+def _build_datasets(
+    manifest: Manifest,
+    task: Task,
+    prep: Preprocessing,
+    encoder: CovariateEncoder,
+    cfg: TrainConfig,
+    *,
+    progress: bool,
+) -> tuple[dict[str, ImageDataset], pd.DataFrame]:
+    targets = task.targets(manifest)
+    missing = np.isnan(targets).any(axis=1) if targets.ndim == 2 else (
+        np.isnan(targets) if targets.dtype.kind == "f" else targets < 0)
+    covariates = encoder.transform(manifest.frame) if encoder.columns else None
+    augment = build_augmentation(
+        hflip=cfg.hflip, rotate_degrees=cfg.rotate_degrees, scale_range=cfg.scale_range,
+        brightness=cfg.brightness, contrast=cfg.contrast, gamma=cfg.gamma,
+    ) if cfg.augment else None
+    split = manifest.frame["split"].to_numpy()
+    datasets: dict[str, ImageDataset] = {}
+    excluded = [excluded_rows(manifest.frame, np.flatnonzero(missing), "no value in the target column")]
+    for name in ("train", "val"):
+        rows = np.flatnonzero((split == name) & ~missing)
+        images, errors = decode_images(
+            manifest.paths_of(rows), prep, workers=max(2, cfg.num_workers), progress=progress, description=name
+        )
+        if errors:
+            bad = sorted(errors)
+            excluded.append(excluded_rows(manifest.frame, rows[bad], [errors[i] for i in bad]))
+        keep = np.array([i for i in range(len(rows)) if i not in errors], dtype=np.int64)
+        rows = rows[keep]
+        datasets[name] = ImageDataset(
+            images[keep], targets[rows], prep,
+            covariates=covariates[rows] if covariates is not None else None,
+            augment=augment if name == "train" else None,
+            indices=rows,
+        )
+        if len(rows) == 0:
+            raise ConfigError(f"{manifest.name}: no usable {name} images (all unreadable or unlabelled).")
+    return datasets, pd.concat(excluded, ignore_index=True)
+
+
+def _loaders(datasets: dict[str, ImageDataset], cfg: TrainConfig, class_weights: torch.Tensor | None) -> dict:
+    common = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    sampler = None
+    if cfg.class_weighting == "sampler" and class_weights is not None and datasets["train"].targets.ndim == 1:
+        per_sample = class_weights[datasets["train"].targets.long()].double()
+        sampler = WeightedRandomSampler(per_sample, num_samples=len(per_sample), replacement=True)
+    return {
+        "train": DataLoader(datasets["train"], shuffle=sampler is None, sampler=sampler, drop_last=False, **common),
+        "val": DataLoader(datasets["val"], shuffle=False, **common),
+    }
+
+
+def _export(
+    run: RunDir,
+    cfg: TrainConfig,
+    module: TaskModule,
+    best_path: str,
+    state: dict[str, Any],
+    val_set: ImageDataset,
+    manifest: Manifest,
+) -> None:
+    """Write model.pt (best epoch), the validation predictions and the operating point chosen on them."""
+    ckpt = torch.load(best_path, map_location="cpu", weights_only=False)
+    weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    module.model.load_state_dict(weights)
+    meta = {
+        "config": cfg.model_dump(mode="json"),
+        **state,
+        "best_epoch": int(ckpt.get("epoch", -1)),
+        "best_checkpoint": Path(best_path).name,
+        "monitor": "val/score",
+    }
+    save_model_file(run.model, state_dict={k: v.contiguous() for k, v in module.model.state_dict().items()}, meta=meta)
+
+    from osteon.engine.inference import predict_dataset, predictions_frame
+
+    scores = predict_dataset(module.model, module.task, val_set, batch_size=cfg.batch_size)
+    frame = predictions_frame(manifest, val_set.indices, module.task, scores)
+    frame.to_csv(run.predictions("val"), index=False)
+    point = module.task.choose_operating_point(frame)
+    if point is not None:
+        run.write_json(run.operating_point, point)
+    run.write_json(run.path / "training.json", {"best_epoch": meta["best_epoch"], "epochs": cfg.epochs,
+                                                 "best_checkpoint": meta["best_checkpoint"]})

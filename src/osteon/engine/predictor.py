@@ -1,0 +1,115 @@
+"""``Predictor``: a trained model that needs nothing but its run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from osteon.data.covariates import CovariateEncoder
+from osteon.data.datasets import ImageDataset, decode_images
+from osteon.data.manifest import Manifest
+from osteon.data.transforms import Preprocessing
+from osteon.engine.checkpoint import load_model_file
+from osteon.engine.inference import predict_dataset, predictions_frame
+from osteon.engine.rundir import RunDir
+from osteon.tasks import TaskState, build_task
+from osteon.tasks.base import Prediction, Task, make_model_for
+
+
+@dataclass
+class Predictor:
+    """Model + task + preprocessing + covariate encoding, restored from ``model.pt``.
+
+    Example:
+        >>> predictor = Predictor.from_run("runs/knee-smoke")  # doctest: +SKIP
+        >>> predictor.predict_image("knee.png").grade  # doctest: +SKIP
+        '2'
+    """
+
+    model: nn.Module
+    task: Task
+    preprocessing: Preprocessing
+    covariates: CovariateEncoder
+    meta: dict[str, Any]
+    run: RunDir | None = None
+
+    @classmethod
+    def from_run(cls, path: str | Path) -> Predictor:
+        """Load the best model of a finished run (``RUN/model.pt``)."""
+        run = RunDir.open(path)
+        predictor = cls.from_file(run.model)
+        predictor.run = run
+        return predictor
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Predictor:
+        payload = load_model_file(Path(path))
+        meta = payload["meta"]
+        task = build_task(TaskState(**meta["task"]))
+        encoder = CovariateEncoder.from_dict(meta["covariates"])
+        cfg = meta["config"]
+        model = make_model_for(task, model=cfg["model"], pretrained=None, covariate_dim=encoder.dim,
+                               dropout=cfg.get("dropout", 0.0))
+        model.load_state_dict(payload["state_dict"])
+        model.eval()
+        return cls(model, task, Preprocessing(**meta["preprocessing"]), encoder, meta)
+
+    @property
+    def operating_point(self) -> dict[str, Any] | None:
+        if self.run is None or not self.run.operating_point.is_file():
+            return None
+        return self.run.read_json(self.run.operating_point)
+
+    def predict_manifest(
+        self, manifest: Manifest, *, batch_size: int = 32, progress: bool = True
+    ) -> pd.DataFrame:
+        """Predict every row; unreadable images get an ``error`` and no scores (never dropped)."""
+        rows = np.arange(len(manifest))
+        images, errors = decode_images(manifest.paths_of(rows), self.preprocessing, progress=progress,
+                                       description="predict")
+        ok = np.array([i for i in rows if i not in errors], dtype=np.int64)
+        covariates = self.covariates.transform(manifest.frame) if self.covariates.columns else None
+        dataset = ImageDataset(
+            images[ok], np.zeros(len(ok), dtype=np.float32), self.preprocessing,
+            covariates=covariates[ok] if covariates is not None else None, indices=ok,
+        )
+        scores = predict_dataset(self.model, self.task, dataset, batch_size=batch_size)
+        good = predictions_frame(manifest, ok, self.task, scores)
+        good["error"] = ""
+        if errors:
+            bad_rows = np.array(sorted(errors), dtype=np.int64)
+            bad = manifest.frame.iloc[bad_rows][[c for c in ("image", "patient_id", "split") if c in manifest.frame]]
+            bad = bad.reset_index(drop=True).assign(error=[errors[i] for i in bad_rows])
+            order = np.concatenate([ok, bad_rows])
+            good = pd.concat([good, bad], ignore_index=True).iloc[np.argsort(order, kind="stable")]
+        good["image"] = [str(manifest.resolve(p)) for p in good["image"]]
+        return good.reset_index(drop=True)
+
+    def predict_paths(self, paths: Sequence[str | Path], *, batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
+        """Predict image files (no covariates: they are encoded as missing)."""
+        frame = pd.DataFrame({"image": [str(Path(p).resolve()) for p in paths]})
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # no patient ids is expected here
+            manifest = Manifest(frame, root="/", name="inputs")
+        return self.predict_manifest(manifest, batch_size=batch_size, progress=progress)
+
+    @torch.inference_mode()
+    def predict_image(self, path: str | Path, *, covariates: dict[str, Any] | None = None) -> Prediction:
+        """The typed prediction for one file (``ClassPrediction``, ``GradePrediction`` or ``ValuePrediction``)."""
+        from osteon.data.transforms import load_unit_image, normalize
+
+        unit, _ = load_unit_image(path, self.preprocessing)
+        x = normalize(torch.from_numpy(unit)[None, None], self.preprocessing)
+        cov = None
+        if self.covariates.columns:
+            cov = torch.from_numpy(self.covariates.transform(pd.DataFrame([covariates or {}])))
+        return self.task.predict(self.model(x, cov))[0]

@@ -1,0 +1,87 @@
+"""``regress``: one number per image (bone age, angle, joint-space width)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from osteon import metrics
+from osteon.data.manifest import Manifest
+from osteon.errors import ConfigError
+from osteon.tasks._targets import target_column
+from osteon.tasks.base import TASKS, TaskState, ValuePrediction
+
+_LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss, "huber": nn.functional.smooth_l1_loss}
+
+
+@TASKS.register("regress")
+class RegressionTask:
+    """Predicts a standardised value; the target's train mean/std are kept so outputs are in its units."""
+
+    name: ClassVar[str] = "regress"
+
+    def __init__(self, state: TaskState) -> None:
+        self.state = state
+
+    @classmethod
+    def setup(cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None) -> TaskState:
+        column = target_column(manifest, target, "target")
+        values = pd.to_numeric(manifest.frame[column], errors="coerce")
+        bad = manifest.frame[column].notna() & values.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ConfigError(
+                f"{manifest.name}: column {column!r} must be numeric for regression; row {row} has "
+                f"{manifest.frame[column].iloc[row]!r}. Fix: clean the column or choose another --target."
+            )
+        loss = loss or "l1"
+        if loss not in _LOSSES:
+            raise ConfigError(f"loss={loss!r} is not available for regress; use {', '.join(_LOSSES)}.")
+        mean, std = float(values.mean()), float(values.std(ddof=0) or 1.0)
+        return TaskState("regress", column, [], None, False, loss, {"mean": mean, "std": std})
+
+    @property
+    def num_outputs(self) -> int:
+        return 1
+
+    def targets(self, manifest: Manifest) -> np.ndarray:
+        values = pd.to_numeric(manifest.frame[self.state.target], errors="coerce").to_numpy(np.float32)
+        return (values - self.state.extra["mean"]) / self.state.extra["std"]
+
+    def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
+        return None
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return _LOSSES[self.state.loss](outputs[:, 0], targets.float())
+
+    def scores(self, outputs: torch.Tensor) -> np.ndarray:
+        """Values in the target's units, ``(B,)``."""
+        z = outputs.detach().float()[:, 0].cpu().numpy()
+        return z * self.state.extra["std"] + self.state.extra["mean"]
+
+    def predict(self, outputs: torch.Tensor) -> list[ValuePrediction]:
+        return [ValuePrediction(float(v)) for v in self.scores(outputs)]
+
+    def monitor_score(self, scores: np.ndarray, targets: np.ndarray) -> float:
+        """Negative validation MAE (in target units; higher is better)."""
+        truth = targets * self.state.extra["std"] + self.state.extra["mean"]
+        return -float(np.mean(np.abs(scores - truth)))
+
+    def prediction_frame(self, scores: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"prediction": scores})
+
+    def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
+        return None
+
+    def evaluate(
+        self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
+    ) -> dict[str, Any]:
+        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        return metrics.regression_report(
+            frame["truth"].to_numpy(float), frame["prediction"].to_numpy(float), groups=groups,
+            n_resamples=n_resamples, seed=seed,
+        )
