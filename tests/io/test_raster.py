@@ -167,3 +167,25 @@ def test_fracatlas_jpeg_and_draft(shared_data: Path) -> None:
     assert small.array.nbytes * 64 == full.array.nbytes
     # timing printed for the record; the size assertion above is the deterministic proxy
     print(f"full {best_of(3) * 1e3:.1f} ms, draft {best_of(3, size_hint=64) * 1e3:.1f} ms")
+
+
+def test_exif_orientation_is_applied_like_a_viewer(tmp_path: Path) -> None:
+    stored = np.zeros((20, 40), dtype=np.uint8)
+    stored[:, :10] = 255  # bright band on the left of the stored pixels
+    pil = PILImage.fromarray(stored)
+    exif = pil.getexif()
+    exif[0x0112] = 8  # "rotate 90° counter-clockwise to display"
+    path = tmp_path / "rotated.jpg"
+    pil.save(path, exif=exif, quality=100)
+    image = read_image(path)
+    assert image.array.shape == (40, 20)
+    assert image.extra["exif_orientation"] == 8
+    assert image.extra["original_size"] == (40, 20)
+    # the left band of the stored image becomes the bottom rows once displayed
+    assert image.array[-10:].mean() > 200 and image.array[:10].mean() < 50
+
+
+def test_fracatlas_exif_rotated_image_matches_its_coco_size(shared_data: Path) -> None:
+    path = shared_data / "fracatlas" / "images" / "Fractured" / "IMG0002628.jpg"
+    image = read_image(path)
+    assert image.array.shape[:2] == (373, 454)  # COCO says width 454, height 373

@@ -190,7 +190,7 @@ def test_percentile_interval_contains_the_auc(seed: int, n: int, shift: float) -
     s = rng.normal(size=n) + shift * y
     ci = bootstrap_ci(roc_auc_score, y, s, n_resamples=300, seed=seed)
     assert ci.low <= ci.estimate <= ci.high
-    assert 0.0 <= ci.low and ci.high <= 1.0
+    assert ci.low >= 0.0 and ci.high <= 1.0
 
 
 def test_undefined_resamples_are_dropped_and_counted() -> None:

@@ -23,8 +23,11 @@ app = typer.Typer(help="Inspect, check and split datasets.", no_args_is_help=Tru
 PathArg = Annotated[Path, typer.Argument(help="Dataset folder or file (any supported layout, or a manifest CSV).")]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", "-f", help="Dataset format (fracatlas, class_folder, coco, yolo, csv, dicom_dir, "
-                 "manifest); detected when omitted."),
+    typer.Option(
+        "--format",
+        "-f",
+        help="Dataset format (fracatlas, class_folder, coco, yolo, csv, dicom_dir, manifest); detected when omitted.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of tables.")]
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -66,18 +69,27 @@ def check(
         findings = check_dataset(manifest, near_duplicates=near_duplicates, decode=not no_decode, progress=not json_out)
     counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")}
     if json_out:
-        payload = {"dataset": manifest.name, "images": len(manifest), **counts, "findings": [f.to_dict() for f in findings]}
+        payload = {
+            "dataset": manifest.name,
+            "images": len(manifest),
+            **counts,
+            "findings": [f.to_dict() for f in findings],
+        }
         typer.echo(json.dumps(payload, indent=2))
     else:
         console = Console()
         if findings:
             table = Table(title=f"{manifest.name}: {len(manifest)} images checked", show_lines=True)
-            for column in ("severity", "code", "files", "problem", "fix"):
+            table.add_column("severity", no_wrap=True)
+            table.add_column("code", no_wrap=True)
+            for column in ("files", "problem", "fix"):
                 table.add_column(column, overflow="fold")
             for f in findings:
                 files = "\n".join(f.files[:3]) + (f"\n(+{len(f.files) - 3} more)" if len(f.files) > 3 else "")
                 style = _SEVERITY_STYLE[f.severity]
-                table.add_row(f"[{style}]{f.severity}[/{style}]", f.code, escape(files), escape(f.message), escape(f.fix))
+                table.add_row(
+                    f"[{style}]{f.severity}[/{style}]", f.code, escape(files), escape(f.message), escape(f.fix)
+                )
             console.print(table)
         console.print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s).")
     if has_errors(findings):

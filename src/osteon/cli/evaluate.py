@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ console = Console(stderr=True)
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
     split: Annotated[str, typer.Option(help="Split to evaluate: train, val or test.")] = "test",
-    data: Annotated[Optional[Path], typer.Option(help="Another dataset (external validation).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Another dataset (external validation).")] = None,
     n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json's entry to stdout.")] = False,

@@ -17,7 +17,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom", ".
 
 def predict_command(
     run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders (searched recursively) or a Manifest CSV.")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files, folders (searched recursively) or a Manifest CSV.")
+    ],
     out: Annotated[Path, typer.Option(help="CSV to write (refuses to overwrite).")] = Path("predictions.csv"),
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
@@ -50,7 +52,8 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
     for item in inputs:
         if item.is_dir():
             files.extend(
-                p for p in sorted(item.rglob("*"))
+                p
+                for p in sorted(item.rglob("*"))
                 if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
             )
         else:

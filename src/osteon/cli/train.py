@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 import typer
 from rich.console import Console
 
 from osteon.cli._common import handle_errors
-from osteon.engine.config import TaskName, TrainConfig
+from osteon.engine.config import TaskName, TrainConfig, is_ddp_child
 
 console = Console(stderr=True)
 
@@ -29,7 +29,7 @@ def _option_type(annotation: Any) -> Any:
     return annotation
 
 
-def _train_command(config: Optional[Path] = None, resume: Optional[Path] = None, **options: Any) -> None:
+def _train_command(config: Path | None = None, resume: Path | None = None, **options: Any) -> None:
     from osteon.engine import train
 
     with handle_errors():
@@ -38,19 +38,26 @@ def _train_command(config: Optional[Path] = None, resume: Optional[Path] = None,
         else:
             cfg = TrainConfig.from_sources(config, **options)
             run = train(cfg)
-        console.print(f"[green]run written to[/green] {run.path}")
-        typer.echo(str(run.path))
+        if not is_ddp_child():  # every DDP rank runs this command; only rank 0 reports
+            console.print(f"[green]run written to[/green] {run.path}")
+            typer.echo(str(run.path))
 
 
 def _build_signature() -> inspect.Signature:
     params = [
         inspect.Parameter(
-            "config", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-            annotation=Annotated[Optional[Path], typer.Argument(help="YAML config; flags override its values.")],
+            "config",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation=Annotated[Path | None, typer.Argument(help="YAML config; flags override its values.")],
         ),
         inspect.Parameter(
-            "resume", inspect.Parameter.KEYWORD_ONLY, default=None,
-            annotation=Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last checkpoint.")],
+            "resume",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None, typer.Option(help="Continue the run in this directory from its last checkpoint.")
+            ],
         ),
     ]
     for name, field in TrainConfig.model_fields.items():
@@ -60,8 +67,10 @@ def _build_signature() -> inspect.Signature:
             help_text += f" [default: {field.default}]"
         params.append(
             inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                annotation=Annotated[Optional[kind], typer.Option(help=help_text.strip(), show_default=False)],
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, typer.Option(help=help_text.strip(), show_default=False)],
             )
         )
     return inspect.Signature(params)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from osteon.data._progress import track
-from osteon.data.hashing import near_links, content_hashes, links_from_keys, perceptual_hashes, union_find
+from osteon.data.hashing import content_hashes, links_from_keys, near_links, perceptual_hashes, union_find
 from osteon.data.manifest import Manifest
 from osteon.errors import ImageReadError, ImageTooLargeError
 
@@ -233,7 +233,8 @@ def _near_duplicate_findings(
             finding(
                 "near_duplicate",
                 files,
-                f"{len(files)} files look alike (perceptual hash within {max_distance} bits): {', '.join(files)}.{where}",
+                f"{len(files)} files look alike (perceptual hash within {max_distance} bits): "
+                f"{', '.join(files)}.{where}",
                 "Look at them; if they show one exposure, keep them in one split (pass their common id as "
                 "patient_id) or drop the copies.",
             )

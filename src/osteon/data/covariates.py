@@ -64,8 +64,10 @@ class CovariateEncoder:
             else:
                 cats = self.categories[column]
                 text = values.astype("string")
-                onehot = np.stack([(text == c).fillna(False).to_numpy(bool) for c in cats], axis=1) if cats else (
-                    np.zeros((n, 0))
+                onehot = (
+                    np.stack([(text == c).fillna(False).to_numpy(bool) for c in cats], axis=1)
+                    if cats
+                    else (np.zeros((n, 0)))
                 )
                 parts.append(onehot.astype(np.float64))
                 parts.append(text.isna().to_numpy(bool)[:, None].astype(np.float64))

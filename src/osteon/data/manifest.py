@@ -37,7 +37,18 @@ import pandas as pd
 from osteon.errors import ManifestError
 
 CORE_COLUMNS = ("image", "patient_id", "study_id", "split", "label", "target")
-STRING_COLUMNS = ("image", "patient_id", "study_id", "split", "label", "boxes", "polygons", "mask", "view", "laterality")
+STRING_COLUMNS = (
+    "image",
+    "patient_id",
+    "study_id",
+    "split",
+    "label",
+    "boxes",
+    "polygons",
+    "mask",
+    "view",
+    "laterality",
+)
 SPLITS = ("train", "val", "test")
 
 
@@ -97,8 +108,7 @@ class Manifest:
         for column in ("image", "mask"):
             if column in frame:
                 frame[column] = [
-                    _relative_to(self.resolve(p), path.parent) if isinstance(p, str) and p else p
-                    for p in frame[column]
+                    _relative_to(self.resolve(p), path.parent) if isinstance(p, str) and p else p for p in frame[column]
                 ]
         if path.suffix == ".parquet":
             frame.to_parquet(path, index=False)
@@ -195,7 +205,15 @@ class Manifest:
                         if not isinstance(parsed, list):
                             raise ManifestError(f"{self.name}: row {i}: '{column}' must be a JSON list.")
         if "target" in f:
-            f["target"] = pd.to_numeric(f["target"], errors="coerce")
+            numbers = pd.to_numeric(f["target"], errors="coerce")
+            bad = f["target"].notna() & numbers.isna()
+            if bad.any():
+                i = bad.idxmax()
+                raise ManifestError(
+                    f"{self.name}: 'target' must be numeric; row {i} ({f.at[i, 'image']}) has {f.at[i, 'target']!r}. "
+                    "Fix: clean the value, or keep text in another column (e.g. 'label')."
+                )
+            f["target"] = numbers
         if "patient_id" not in f or f["patient_id"].isna().all():
             warnings.warn(
                 f"{self.name}: no patient ids. Splits will group only by duplicate content, so images of one "

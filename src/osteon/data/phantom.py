@@ -81,8 +81,9 @@ def make_phantom(
     if size < 32:
         raise ConfigError(f"size must be ≥ 32 pixels, got {size}.")
     s = float(size)
-    if kl_grade is not None and joint_space is None:
-        joint_space = joint_space_width(rng, size=size, kl_grade=kl_grade)
+    gap = 0.0
+    if kl_grade is not None:
+        gap = joint_space if joint_space is not None else joint_space_width(rng, size=size, kl_grade=kl_grade)
     angle = math.radians(rng.uniform(-8, 8))
     cy, cx = s / 2 + rng.uniform(-0.04, 0.04) * s, s / 2 + rng.uniform(-0.04, 0.04) * s
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
@@ -95,7 +96,7 @@ def make_phantom(
         depth = np.full_like(u, s)  # distance from the bone end: far everywhere
         bone_id = np.ones_like(u, dtype=np.int8)
     else:
-        half_gap = joint_space / 2 + 0.9 * (v / end) ** 2 * 0.02 * s  # gap widens away from the centre
+        half_gap = gap / 2 + 0.9 * (v / end) ** 2 * 0.02 * s  # gap widens away from the centre
         depth = np.abs(u) - half_gap
         bone_id = np.where(u < 0, 1, 2).astype(np.int8)  # 1 femur (top), 2 tibia (bottom)
     half_width = shaft + (end - shaft) * np.exp(-np.clip(depth, 0, None) / (0.16 * s))
@@ -118,19 +119,16 @@ def make_phantom(
         radius = 0.012 * s * (kl_grade - 1)
         for side in (-1, 1):
             for direction in (-1, 1):
-                du = direction * (joint_space / 2 + 0.02 * s) - u
+                du = direction * (gap / 2 + 0.02 * s) - u
                 dv = side * (end + 0.2 * radius) - v
                 picture = np.maximum(picture, 0.8 * np.exp(-(du**2 + dv**2) / (2 * radius**2)) * (depth > -1))
 
     mask = np.zeros((size, size), dtype=np.uint8)
-    boxes: list[dict[str, object]] = []
     if fracture:
         which = 1 if kl_grade is None else int(rng.integers(1, 3))
         lo, hi = (0.1 * s, 0.9 * s) if kl_grade is None else (0.2 * s, 0.34 * s)
         along = rng.uniform(lo, hi) - (0.5 * s if kl_grade is None else 0.0)
-        centre_u = along if kl_grade is None else (along if which == 2 else -along) + (
-            joint_space / 2 if which == 2 else -joint_space / 2
-        )
+        centre_u = along if kl_grade is None else (1 if which == 2 else -1) * (gap / 2 + along)
         tilt = math.radians(rng.uniform(-35, 35))
         distance = np.abs((u - centre_u) * math.cos(tilt) - v * math.sin(tilt))
         thickness = max(2.0, 0.04 * s)
@@ -140,10 +138,6 @@ def make_phantom(
         picture = np.where(halo, picture - 0.15, picture)
         picture = np.where(line, 0.14, picture)
         mask[line] = 1
-        if line.any():
-            rows, cols = np.nonzero(line)
-            box = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
-            boxes.append({"xyxy": box, "label": FRACTURE_LABEL})
 
     picture = gaussian_filter(picture, 0.6)
     picture += 0.06 * (yy / s - 0.5) * rng.choice([-1, 1])  # heel effect
@@ -152,9 +146,11 @@ def make_phantom(
     image = np.round(np.clip(picture, 0, 1) * 65535).astype(np.uint16)
     if mirror:
         image, mask = image[:, ::-1].copy(), mask[:, ::-1].copy()
-        for box in boxes:
-            x1, y1, x2, y2 = box["xyxy"]  # type: ignore[misc]
-            box["xyxy"] = [size - x2, y1, size - x1, y2]
+    boxes: list[dict[str, object]] = []
+    if mask.any():
+        rows, cols = np.nonzero(mask)
+        xyxy = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
+        boxes.append({"xyxy": xyxy, "label": FRACTURE_LABEL})
     return image, mask, boxes
 
 
@@ -213,7 +209,12 @@ def make_phantom_dataset(
         grade = int(np.clip(base + rng.choice([-1, 0, 0, 1]), 0, 4))
         width = joint_space_width(rng, size=size, kl_grade=grade)
         image, mask, boxes = make_phantom(
-            rng, size=size, fracture=bool(fractured[i]), kl_grade=grade, joint_space=width, bone_scale=scale,
+            rng,
+            size=size,
+            fracture=bool(fractured[i]),
+            kl_grade=grade,
+            joint_space=width,
+            bone_scale=scale,
             mirror=side == 1,
         )
         stem = f"P{patient + 1:04d}_{'LR'[side]}"

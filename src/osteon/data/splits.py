@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from osteon.data.hashing import links_from_keys, content_hashes, union_find
+from osteon.data.hashing import content_hashes, links_from_keys, union_find
 from osteon.data.manifest import SPLITS, Manifest
 from osteon.errors import ConfigError, ManifestError
 
@@ -114,7 +114,8 @@ def make_splits(
     split = np.full(len(manifest), "train", dtype=object)
     if len(manifest) and (val > 0 or test > 0):
         n_groups = len(np.unique(group))
-        k, n_test, n_val = _fold_plan(val, test, n_groups)
+        largest_class = int(np.bincount(strata).max())  # StratifiedGroupKFold needs K ≤ the largest class
+        k, n_test, n_val = _fold_plan(val, test, min(n_groups, largest_class))
         folds = _group_kfold(strata, group, k=k, seed=seed)
         split[folds < n_test] = "test"
         split[(folds >= n_test) & (folds < n_test + n_val)] = "val"
@@ -155,6 +156,11 @@ def kfold_splits(
             f"{manifest.name}: k={k} folds but only {n_groups} patient/duplicate groups. Fix: use k ≤ {n_groups}."
         )
     strata, names = _strata(manifest, stratify)
+    if k > np.bincount(strata).max():
+        raise ConfigError(
+            f"{manifest.name}: k={k} folds but the largest {stratify} class has only {np.bincount(strata).max()} "
+            "rows. Fix: use a smaller k or stratify by another column (or none)."
+        )
     folds = _group_kfold(strata, group, k=k, seed=seed)
     for code in np.unique(strata):
         present = len(np.unique(group[strata == code]))
@@ -280,7 +286,7 @@ def _strata(manifest: Manifest, stratify: str | None) -> tuple[np.ndarray, list[
 
 
 def _fold_plan(val: float, test: float, n_groups: int) -> tuple[int, int, int]:
-    """(K, test folds, val folds) that best turn the fractions into whole folds."""
+    """(K, test folds, val folds) that best turn the fractions into whole folds, with K ≤ ``n_groups``."""
     best: tuple[float, int, int, int] | None = None
     for k in range(2, min(MAX_FOLDS, n_groups) + 1):
         n_test, n_val = round(test * k), round(val * k)

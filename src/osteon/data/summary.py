@@ -114,7 +114,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
 def _annotations(manifest: Manifest) -> dict[str, int]:
     frame = manifest.frame
     counts = {"boxes": 0, "images_with_boxes": 0, "polygons": 0, "images_with_polygons": 0, "masks": 0}
-    for column, total, images in (("boxes", "boxes", "images_with_boxes"), ("polygons", "polygons", "images_with_polygons")):
+    for column, total, images in (
+        ("boxes", "boxes", "images_with_boxes"),
+        ("polygons", "polygons", "images_with_polygons"),
+    ):
         if column not in frame:
             continue
         for value in frame[column].dropna():

@@ -51,12 +51,19 @@ def load_unit_image(path: str | Path, prep: Preprocessing) -> tuple[np.ndarray, 
     image = read_image(path, size_hint=prep.image_size)
     if image.is_volume:
         raise ImageReadError(
-            path, f"is a volume/multi-frame image {image.array.shape}; this task takes 2D images.",
+            path,
+            f"is a volume/multi-frame image {image.array.shape}; this task takes 2D images.",
             "export the frame or slice to use, or use a volume-aware task.",
         )
     unit = to_grayscale_float(image)
-    return letterbox(unit, prep.image_size) if prep.letterbox else (_resize(unit, (prep.image_size,) * 2), Letterbox(
-        prep.image_size / unit.shape[1], 0, 0, (unit.shape[0], unit.shape[1])))
+    # Geometry refers to the file's own pixel grid even when JPEG draft mode decoded it smaller.
+    original_hw = tuple(image.extra.get("original_size", unit.shape))  # type: ignore[arg-type]
+    if prep.letterbox:
+        array, box = letterbox(unit, prep.image_size)
+    else:
+        array, box = _resize(unit, (prep.image_size,) * 2), Letterbox(prep.image_size / unit.shape[1], 0, 0, unit.shape)
+    to_original = unit.shape[1] / original_hw[1]
+    return array, Letterbox(box.scale * to_original, box.pad_x, box.pad_y, (int(original_hw[0]), int(original_hw[1])))
 
 
 def letterbox(unit: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:

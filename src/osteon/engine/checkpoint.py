@@ -30,7 +30,11 @@ def library_versions() -> dict[str, str]:
 
 def save_model_file(path: Path, *, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``{"format_version", "state_dict", "meta"}``; meta holds config, task state, preprocessing ..."""
-    payload = {"format_version": FORMAT_VERSION, "state_dict": state_dict, "meta": {**meta, "versions": library_versions()}}
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "state_dict": state_dict,
+        "meta": {**meta, "versions": library_versions()},
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)

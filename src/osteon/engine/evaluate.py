@@ -52,13 +52,18 @@ def evaluate(
         "split": split,
         "data": source,
         "task": predictor.task.name,
-        "n_images": int(len(labelled)),
+        "n_images": len(labelled),
         "n_patients": int(labelled["patient_id"].nunique()) if "patient_id" in labelled else None,
         "n_unreadable": int((frame["error"] != "").sum()),
         "n_unlabelled": int(len(usable) - len(labelled)),
         "predictions_file": rundir.predictions(key).name,
-        "ci": {"method": "percentile bootstrap", "resampled_by": _unit(labelled), "n_resamples": n_resamples,
-               "confidence": 0.95, "seed": seed},
+        "ci": {
+            "method": "percentile bootstrap",
+            "resampled_by": _unit(labelled),
+            "n_resamples": n_resamples,
+            "confidence": 0.95,
+            "seed": seed,
+        },
         **result,
     }
     frame.to_csv(rundir.predictions(key), index=False)

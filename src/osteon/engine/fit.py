@@ -148,13 +148,24 @@ def _build_datasets(
     progress: bool,
 ) -> tuple[dict[str, ImageDataset], pd.DataFrame]:
     targets = task.targets(manifest)
-    missing = np.isnan(targets).any(axis=1) if targets.ndim == 2 else (
-        np.isnan(targets) if targets.dtype.kind == "f" else targets < 0)
+    missing = (
+        np.isnan(targets).any(axis=1)
+        if targets.ndim == 2
+        else (np.isnan(targets) if targets.dtype.kind == "f" else targets < 0)
+    )
     covariates = encoder.transform(manifest.frame) if encoder.columns else None
-    augment = build_augmentation(
-        hflip=cfg.hflip, rotate_degrees=cfg.rotate_degrees, scale_range=cfg.scale_range,
-        brightness=cfg.brightness, contrast=cfg.contrast, gamma=cfg.gamma,
-    ) if cfg.augment else None
+    augment = (
+        build_augmentation(
+            hflip=cfg.hflip,
+            rotate_degrees=cfg.rotate_degrees,
+            scale_range=cfg.scale_range,
+            brightness=cfg.brightness,
+            contrast=cfg.contrast,
+            gamma=cfg.gamma,
+        )
+        if cfg.augment
+        else None
+    )
     split = manifest.frame["split"].to_numpy()
     datasets: dict[str, ImageDataset] = {}
     excluded = [excluded_rows(manifest.frame, np.flatnonzero(missing), "no value in the target column")]
@@ -169,7 +180,9 @@ def _build_datasets(
         keep = np.array([i for i in range(len(rows)) if i not in errors], dtype=np.int64)
         rows = rows[keep]
         datasets[name] = ImageDataset(
-            images[keep], targets[rows], prep,
+            images[keep],
+            targets[rows],
+            prep,
             covariates=covariates[rows] if covariates is not None else None,
             augment=augment if name == "train" else None,
             indices=rows,
@@ -221,5 +234,7 @@ def _export(
     point = module.task.choose_operating_point(frame)
     if point is not None:
         run.write_json(run.operating_point, point)
-    run.write_json(run.path / "training.json", {"best_epoch": meta["best_epoch"], "epochs": cfg.epochs,
-                                                 "best_checkpoint": meta["best_checkpoint"]})
+    run.write_json(
+        run.path / "training.json",
+        {"best_epoch": meta["best_epoch"], "epochs": cfg.epochs, "best_checkpoint": meta["best_checkpoint"]},
+    )

@@ -36,8 +36,11 @@ def predictions_frame(manifest: Manifest, rows: np.ndarray, task: Task, scores: 
     target = task.state.target
     if target in source:
         truth = source[target]
-        frame["truth"] = pd.to_numeric(truth, errors="coerce").to_numpy() if task.name == "regress" else (
-            _as_strings(truth).to_numpy())
+        frame["truth"] = (
+            pd.to_numeric(truth, errors="coerce").to_numpy()
+            if task.name == "regress"
+            else (_as_strings(truth).to_numpy())
+        )
     return pd.concat([frame.reset_index(drop=True), task.prediction_frame(scores).reset_index(drop=True)], axis=1)
 
 

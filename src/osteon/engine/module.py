@@ -47,8 +47,15 @@ class TaskModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         _, loss = self._step(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["image"]),
-                 sync_dist=True)
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch["image"]),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -73,8 +80,9 @@ class TaskModule(L.LightningModule):
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         params = [p for p in self.parameters() if p.requires_grad]
         if self.cfg.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9, weight_decay=self.cfg.weight_decay,
-                                        nesterov=True)
+            optimizer = torch.optim.SGD(
+                params, lr=self.cfg.lr, momentum=0.9, weight_decay=self.cfg.weight_decay, nesterov=True
+            )
         else:
             optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if self.cfg.scheduler == "none":

@@ -55,8 +55,9 @@ class Predictor:
         task = build_task(TaskState(**meta["task"]))
         encoder = CovariateEncoder.from_dict(meta["covariates"])
         cfg = meta["config"]
-        model = make_model_for(task, model=cfg["model"], pretrained=None, covariate_dim=encoder.dim,
-                               dropout=cfg.get("dropout", 0.0))
+        model = make_model_for(
+            task, model=cfg["model"], pretrained=None, covariate_dim=encoder.dim, dropout=cfg.get("dropout", 0.0)
+        )
         model.load_state_dict(payload["state_dict"])
         model.eval()
         return cls(model, task, Preprocessing(**meta["preprocessing"]), encoder, meta)
@@ -67,18 +68,20 @@ class Predictor:
             return None
         return self.run.read_json(self.run.operating_point)
 
-    def predict_manifest(
-        self, manifest: Manifest, *, batch_size: int = 32, progress: bool = True
-    ) -> pd.DataFrame:
+    def predict_manifest(self, manifest: Manifest, *, batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
         """Predict every row; unreadable images get an ``error`` and no scores (never dropped)."""
         rows = np.arange(len(manifest))
-        images, errors = decode_images(manifest.paths_of(rows), self.preprocessing, progress=progress,
-                                       description="predict")
+        images, errors = decode_images(
+            manifest.paths_of(rows), self.preprocessing, progress=progress, description="predict"
+        )
         ok = np.array([i for i in rows if i not in errors], dtype=np.int64)
         covariates = self.covariates.transform(manifest.frame) if self.covariates.columns else None
         dataset = ImageDataset(
-            images[ok], np.zeros(len(ok), dtype=np.float32), self.preprocessing,
-            covariates=covariates[ok] if covariates is not None else None, indices=ok,
+            images[ok],
+            np.zeros(len(ok), dtype=np.float32),
+            self.preprocessing,
+            covariates=covariates[ok] if covariates is not None else None,
+            indices=ok,
         )
         scores = predict_dataset(self.model, self.task, dataset, batch_size=batch_size)
         good = predictions_frame(manifest, ok, self.task, scores)
@@ -92,7 +95,9 @@ class Predictor:
         good["image"] = [str(manifest.resolve(p)) for p in good["image"]]
         return good.reset_index(drop=True)
 
-    def predict_paths(self, paths: Sequence[str | Path], *, batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
+    def predict_paths(
+        self, paths: Sequence[str | Path], *, batch_size: int = 32, progress: bool = True
+    ) -> pd.DataFrame:
         """Predict image files (no covariates: they are encoded as missing)."""
         frame = pd.DataFrame({"image": [str(Path(p).resolve()) for p in paths]})
         import warnings

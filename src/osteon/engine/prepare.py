@@ -38,9 +38,7 @@ def resolve_split(manifest: Manifest, cfg: TrainConfig, target: str) -> tuple[Ma
     if problem is None:
         return manifest, SplitDecision("dataset", "the dataset's own split covers every image and class")
     stratify = target if cfg.task in ("classify", "grade") else None
-    splits = make_splits(
-        manifest, val=cfg.val_fraction, test=cfg.test_fraction, stratify=stratify, seed=cfg.seed
-    )
+    splits = make_splits(manifest, val=cfg.val_fraction, test=cfg.test_fraction, stratify=stratify, seed=cfg.seed)
     reason = (
         f"generated (seed {cfg.seed}, val {cfg.val_fraction}, test {cfg.test_fraction}, grouped by patient and "
         f"duplicate content, stratified by {stratify}) because {problem}"

@@ -60,7 +60,11 @@ class RunDir:
         if not run.config.is_file():
             raise RunDirError(f"{path} is not an Osteon run directory (no config.yaml). Fix: pass the --out of a run.")
         if need_model and not run.model.is_file():
-            hint = " It has a last checkpoint: finish it with `osteon train --resume`." if run.last_checkpoint.is_file() else ""
+            hint = (
+                " It has a last checkpoint: finish it with `osteon train --resume`."
+                if run.last_checkpoint.is_file()
+                else ""
+            )
             raise RunDirError(f"{path} has no model.pt: training did not finish.{hint}")
         return run
 

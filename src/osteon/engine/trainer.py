@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BackboneFinetuning, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import BackboneFinetuning, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from osteon.engine.config import TrainConfig
@@ -38,12 +38,23 @@ def _devices(value: str) -> int | str | list[int]:
 def build_trainer(
     cfg: TrainConfig, run: RunDir, *, callbacks: Sequence[L.Callback] = (), progress: bool = True
 ) -> tuple[L.Trainer, ModelCheckpoint]:
-    """The Trainer and its best-checkpoint callback (``best.ckpt`` on ``val/score``, plus ``last.ckpt``)."""
+    """The Trainer and its best-checkpoint callback (``best.ckpt`` on ``val/score``; ``last.ckpt`` every epoch)."""
     best = ModelCheckpoint(
-        dirpath=run.checkpoints, filename="best", monitor="val/score", mode="max", save_top_k=1, save_last=True,
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor="val/score",
+        mode="max",
+        save_top_k=1,
         enable_version_counter=False,
     )
-    all_callbacks: list[L.Callback] = [best, *callbacks]
+    # Its own callback: Lightning's save_last only writes when a new best was saved, which would
+    # make --resume restart from the best epoch instead of the latest one.
+    last = ModelCheckpoint(
+        dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+    )
+    all_callbacks: list[L.Callback] = [best, last, *callbacks]
+    if progress:  # on stderr, so that stdout stays machine-readable (run path, --json)
+        all_callbacks.append(RichProgressBar(console_kwargs={"stderr": True}))
     if cfg.early_stopping_patience:
         all_callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.early_stopping_patience))
     if cfg.freeze_backbone_epochs:
@@ -56,8 +67,9 @@ def build_trainer(
     if importlib.util.find_spec("mlflow") is not None:
         from lightning.pytorch.loggers import MLFlowLogger
 
-        loggers.append(MLFlowLogger(experiment_name="osteon", run_name=run.path.name,
-                                    tracking_uri=f"file:{run.logs / 'mlruns'}"))
+        loggers.append(
+            MLFlowLogger(experiment_name="osteon", run_name=run.path.name, tracking_uri=f"file:{run.logs / 'mlruns'}")
+        )
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         accelerator=cfg.accelerator,

@@ -66,8 +66,8 @@ def read_dicom(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     Returns:
         An ``Image`` whose ``array`` is ``(H, W)``, ``(H, W, 3)``, ``(F, H, W)`` or ``(F, H, W, 3)``.
         Grayscale arrays carry the modality LUT (e.g. Hounsfield units for CT) and are never
-        MONOCHROME1: integer results keep an integer dtype just wide enough for the declared range,
-        non-integer rescales give float32. ``spacing`` is ``(row, col)`` mm from PixelSpacing, else
+        MONOCHROME1: integral results keep the stored dtype when the values fit (else the narrowest of
+        int16/int32), non-integer rescales give float32. ``spacing`` is ``(row, col)`` mm from PixelSpacing, else
         ImagerPixelSpacing; multi-frame adds the slice spacing in front (NaN when not stated).
         ``extra`` holds ``transfer_syntax``, ``number_of_frames``, ``value_range`` (the range the
         declared bit depth can take after the modality LUT, used by
@@ -131,7 +131,7 @@ def read_dicom(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             if array.dtype.kind == "f":
                 array = (inversion - array).astype(np.float32)
             else:
-                array = _fit_dtype(inversion - array.astype(np.int64), value_range)
+                array = _fit_dtype(inversion - array.astype(np.int64), array.dtype)
             if window_center is not None:
                 window_center = inversion - window_center
             extra["monochrome1_inverted"] = True
@@ -289,17 +289,21 @@ def _grayscale(ds: Dataset, raw: np.ndarray, bits_stored: int) -> tuple[np.ndarr
     array = apply_modality_lut(raw, ds)
     integral = has_lut or all(float(v).is_integer() for v in (ds.RescaleSlope, ds.RescaleIntercept))
     if integral:
-        return _fit_dtype(np.rint(array) if array.dtype.kind == "f" else array, value_range), value_range
+        return _fit_dtype(np.rint(array) if array.dtype.kind == "f" else array, raw.dtype), value_range
     return array.astype(np.float32), value_range
 
 
-def _fit_dtype(array: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """Cast to the narrowest integer dtype holding both the declared range and the data (float stays float32)."""
+def _fit_dtype(array: np.ndarray, source: np.dtype) -> np.ndarray:
+    """Cast integral values to the source's dtype when they fit, else the narrowest of int16/int32/int64.
+
+    Non-integral floats become float32. The choice looks at the data (not the declared range), so
+    a typical CT (12 significant bits, intercept -1024) stays int16 whatever its Bits Stored says.
+    """
     if array.dtype.kind == "f" and not np.array_equal(array, np.rint(array)):
         return array.astype(np.float32)
-    low = min(value_range[0], float(array.min()))
-    high = max(value_range[1], float(array.max()))
-    for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32):
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    candidates = [source.newbyteorder("=")] if source.kind in "iu" else []
+    for dtype in [*candidates, np.dtype(np.int16), np.dtype(np.int32)]:
         info = np.iinfo(dtype)
         if info.min <= low and high <= info.max:
             return array.astype(dtype)

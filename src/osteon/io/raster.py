@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 
 from osteon.errors import ImageReadError, ImageTooLargeError
 from osteon.io.formats import DEFAULT_MAX_PIXELS, ImageFormat, check_declared_size
@@ -108,8 +108,18 @@ def read_raster(
             extra["decode_scale"] = 1.0 / max(1, round(width / new_width))
             if spacing is not None:
                 spacing = (spacing[0] * height / new_height, spacing[1] * width / new_width)
+        orientation = pil.getexif().get(_EXIF_ORIENTATION, 1)
+        if orientation != 1:
+            # Annotations (e.g. FracAtlas COCO sizes) describe the image as displayed, so rotate like a viewer.
+            pil = ImageOps.exif_transpose(pil)
+            extra["exif_orientation"] = int(orientation)
+            if orientation in (5, 6, 7, 8):
+                extra["original_size"] = (width, height)
         array, photometric, bits = _pil_to_array(pil)
     return Image(array=array, path=path, spacing=spacing, photometric=photometric, bits_stored=bits, extra=extra)
+
+
+_EXIF_ORIENTATION = 0x0112
 
 
 def _pillow_loses_tiff(pil: PILImage.Image) -> bool:

@@ -94,6 +94,7 @@ __all__ = [
     "regression_report",
     "roc_auc_score",
     "roc_curve",
+    "root_mean_squared_error",
     "sensitivity_score",
     "specificity_score",
     "within_one_accuracy_score",

@@ -170,8 +170,9 @@ def _metric_distribution(
     n = len(arrays[0])
     fast = get_batched(metric_fn) if vectorize else None
     if fast is not None:
-        return resample_distribution({"m": lambda w: fast(w, *arrays)}, n, groups=groups,
-                                     n_resamples=n_resamples, seed=seed)["m"]
+        return resample_distribution(
+            {"m": lambda w: fast(w, *arrays)}, n, groups=groups, n_resamples=n_resamples, seed=seed
+        )["m"]
     rows = np.arange(n)
     values: list[float] = []
     with warnings.catch_warnings():
@@ -253,7 +254,9 @@ def bootstrap_ci(
 
     Example:
         >>> from osteon.metrics import roc_auc_score
-        >>> ci = bootstrap_ci(roc_auc_score, [0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9], n_resamples=200)
+        >>> y = [0, 1] * 10
+        >>> score = [0.1, 0.3, 0.4, 0.35, 0.2, 0.8, 0.5, 0.9, 0.3, 0.6] * 2
+        >>> ci = bootstrap_ci(roc_auc_score, y, score, n_resamples=200)
         >>> ci.low <= ci.estimate <= ci.high
         True
     """
@@ -263,7 +266,7 @@ def bootstrap_ci(
     values = _metric_distribution(
         metric_fn, arrs, groups=groups, n_resamples=n_resamples, seed=seed, vectorize=vectorize
     )
-    name = getattr(metric_fn, "__name__", None) or getattr(getattr(metric_fn, "func", None), "__name__", "metric")
+    name = str(getattr(metric_fn, "__name__", None) or getattr(getattr(metric_fn, "func", None), "__name__", "metric"))
     return summarise(estimate, values, confidence=confidence, method=method, name=name)
 
 
@@ -302,13 +305,20 @@ def paired_bootstrap_test(
     if fast is not None:
         dist = resample_distribution(
             {"a": lambda w: fast(w, y, a), "b": lambda w: fast(w, y, b)},
-            len(y), groups=groups, n_resamples=n_resamples, seed=seed,
+            len(y),
+            groups=groups,
+            n_resamples=n_resamples,
+            seed=seed,
         )
         values = dist["a"] - dist["b"]
     else:
         values = _metric_distribution(
             lambda yy, aa, bb: float(metric_fn(yy, aa)) - float(metric_fn(yy, bb)),
-            arrs, groups=groups, n_resamples=n_resamples, seed=seed, vectorize=False,
+            arrs,
+            groups=groups,
+            n_resamples=n_resamples,
+            seed=seed,
+            vectorize=False,
         )
     name = getattr(metric_fn, "__name__", "metric") + " difference"
     ci = summarise(diff, values, confidence=confidence, method="percentile", name=name)

@@ -152,9 +152,7 @@ def _thin_curve(fpr: np.ndarray, tpr: np.ndarray, max_points: int) -> np.ndarray
     return np.unique(np.r_[0, idx, n - 1])
 
 
-def roc_curve(
-    y_true: Any, y_score: Any, *, max_points: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(y_true: Any, y_score: Any, *, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC curve points (``sklearn.metrics.roc_curve`` with collinear points dropped).
 
     Args:
@@ -213,10 +211,10 @@ def choose_threshold(
     except ValueError as exc:
         allowed = [m.value for m in ThresholdMethod]
         raise MetricInputError(f"method must be one of {allowed}; got {method!r}.") from exc
-    if method is ThresholdMethod.YOUDEN:
-        if target is not None:
-            raise MetricInputError(f"target is only used with method='sensitivity'/'specificity'; got {target}.")
-    elif target is None or not 0.0 < float(target) <= 1.0:
+    if method is ThresholdMethod.YOUDEN and target is not None:
+        raise MetricInputError(f"target is only used with method='sensitivity'/'specificity'; got {target}.")
+    goal = float("nan") if target is None else float(target)
+    if method is not ThresholdMethod.YOUDEN and not 0.0 < goal <= 1.0:
         raise MetricInputError(f"method={method.value!r} needs target in (0, 1], e.g. target=0.9; got {target}.")
     y, s = _binary_inputs(y_true, y_score)
     if len(y) == 0 or y.min() == y.max():
@@ -230,9 +228,9 @@ def choose_threshold(
     if method is ThresholdMethod.YOUDEN:
         idx = int(np.argmax(tpr - fpr))
     elif method is ThresholdMethod.SENSITIVITY:
-        idx = int(np.flatnonzero(tpr >= float(target) - eps)[0])
+        idx = int(np.flatnonzero(tpr >= goal - eps)[0])
     else:
-        idx = int(np.flatnonzero(1.0 - fpr >= float(target) - eps)[-1])
+        idx = int(np.flatnonzero(1.0 - fpr >= goal - eps)[-1])
     return float(thr[idx])
 
 

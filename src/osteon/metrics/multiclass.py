@@ -84,12 +84,11 @@ def _balanced_accuracy_batched(
     weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int | None = None
 ) -> np.ndarray:
     y, p = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    explicit = n_classes is not None
-    c = int(n_classes) if explicit else int(max(y.max(initial=0), p.max(initial=0))) + 1
+    c = n_classes if n_classes is not None else int(max(y.max(initial=0), p.max(initial=0))) + 1
     cm = confusion_batched(weights, y, p, c)
     support = cm.sum(axis=2)
     recall = safe_ratio(np.diagonal(cm, axis1=1, axis2=2), support)  # (B, C), nan where no support
-    if explicit:
+    if n_classes is not None:
         return recall.mean(axis=1)
     present = np.isin(np.arange(c), np.unique(y))
     with warnings.catch_warnings():
@@ -237,9 +236,10 @@ def per_label_roc_auc_score(y_true: Any, y_score: Any) -> np.ndarray:
     s = check_finite("y_score", as_array("y_score", y_score, ndim=2))
     if y.shape != s.shape:
         raise MetricInputError(f"y_true and y_score must have the same shape (N, L); got {y.shape} and {s.shape}.")
-    y = check_binary("y_true", y.ravel()).reshape(y.shape)
-    out = np.full(y.shape[1], np.nan)
-    for j in range(y.shape[1]):
+    n_labels = int(s.shape[1])
+    y = check_binary("y_true", y.ravel()).reshape(s.shape)
+    out = np.full(n_labels, np.nan)
+    for j in range(n_labels):
         if 0 < y[:, j].sum() < len(y):
             out[j] = skm.roc_auc_score(y[:, j], s[:, j])
     missing = np.flatnonzero(np.isnan(out)).tolist()

@@ -76,9 +76,7 @@ StatFn = Callable[[np.ndarray], np.ndarray]
 class _Bootstrap:
     """Resampling settings shared by all the intervals of one report."""
 
-    def __init__(
-        self, n_rows: int, groups: Any, n_resamples: int, confidence: float, seed: int | None
-    ) -> None:
+    def __init__(self, n_rows: int, groups: Any, n_resamples: int, confidence: float, seed: int | None) -> None:
         self.n_rows, self.groups, self.n_resamples = n_rows, groups, n_resamples
         self.confidence, self.seed = confidence, seed
         self.n_units = n_rows if groups is None else _group_codes(groups, n_rows)[1]
@@ -324,10 +322,16 @@ def ordinal_report(
                 "cut": f">= {names[j]}",
                 "k": j,
                 "n_positive": int(positives.sum()),
-                "sensitivity": boot.ci(float(table["sensitivity"][j - 1]), dist["cut_rates"][:, j - 1, 0],
-                                       f"sensitivity of grade >= {names[j]}"),
-                "specificity": boot.ci(float(table["specificity"][j - 1]), dist["cut_rates"][:, j - 1, 1],
-                                       f"specificity of grade >= {names[j]}"),
+                "sensitivity": boot.ci(
+                    float(table["sensitivity"][j - 1]),
+                    dist["cut_rates"][:, j - 1, 0],
+                    f"sensitivity of grade >= {names[j]}",
+                ),
+                "specificity": boot.ci(
+                    float(table["specificity"][j - 1]),
+                    dist["cut_rates"][:, j - 1, 1],
+                    f"specificity of grade >= {names[j]}",
+                ),
                 "auc": boot.ci(auc, dist["cut_auc"][:, j - 1], f"AUC of grade >= {names[j]}"),
             }
         )

@@ -62,9 +62,7 @@ def corn_loss(logits: torch.Tensor, grades: torch.Tensor) -> torch.Tensor:
         eligible = grades > k - 1
         if eligible.any():
             target = (grades[eligible] > k).float()
-            losses.append(
-                nn.functional.binary_cross_entropy_with_logits(logits[eligible, k], target, reduction="sum")
-            )
+            losses.append(nn.functional.binary_cross_entropy_with_logits(logits[eligible, k], target, reduction="sum"))
     if not losses:
         return logits.sum() * 0.0
     return torch.stack(losses).sum() / grades.numel()

@@ -14,10 +14,13 @@ class ImageModel(nn.Module):
     """Image (+ optional covariates) → logits.
 
     Follows timm's interface (``forward_features``, ``forward_head``, ``reset_classifier``) and adds
-    ``feature_layer``, the dotted name of the module whose activations Grad-CAM should use.
+    ``feature_layer``, the dotted name of the module whose activations Grad-CAM should use. Pooling and
+    any pre-logits layers are the backbone's own (timm ``forward_head(..., pre_logits=True)``), so every
+    parameter is used (DDP requires it) and the head sees what the architecture's authors intended.
 
     Args:
-        backbone: Module with ``forward_features(x) -> (B, C, h, w)`` and ``num_features``.
+        backbone: timm-style module: ``forward_features(x) -> (B, C, h, w)``,
+            ``forward_head(features, pre_logits=True) -> (B, F)`` and ``num_features``.
         num_outputs: Logits per image.
         feature_layer: Dotted module name inside ``backbone`` for Grad-CAM.
         covariate_dim: Length of the covariate vector fed to the head (0 = image only).
@@ -38,8 +41,8 @@ class ImageModel(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.num_features = int(backbone.num_features)  # type: ignore[arg-type]
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        # timm's pooled "pre-logits" width (e.g. MobileNetV3's conv_head, VGG's fc layers); else the map's channels
+        self.num_features = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # type: ignore[arg-type]
         self.head = FusionHead(self.num_features, num_outputs, covariate_dim=covariate_dim, dropout=dropout)
         self.feature_layer = f"backbone.{feature_layer}" if feature_layer else "backbone"
         self.covariate_dim = covariate_dim
@@ -48,7 +51,7 @@ class ImageModel(nn.Module):
         return self.backbone.forward_features(x)  # type: ignore[operator]
 
     def forward_head(self, features: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
-        pooled = self.pool(features).flatten(1)
+        pooled = self.backbone.forward_head(features, pre_logits=True)  # type: ignore[operator]
         return self.head(pooled, covariates)
 
     def forward(self, x: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,7 +74,7 @@ def create_backbone(entry: ModelEntry, *, in_chans: int = 1, pretrained: str | N
         return entry.build(in_chans=in_chans, pretrained_path=pretrained)
     import timm
 
-    kwargs: dict[str, object] = {"num_classes": 0, "global_pool": "", "in_chans": in_chans}
+    kwargs: dict[str, object] = {"num_classes": 0, "in_chans": in_chans}
     if pretrained is None:
         return timm.create_model(entry.timm_name, pretrained=False, **kwargs)
     if pretrained == "hub":

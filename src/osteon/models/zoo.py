@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -11,14 +13,15 @@ from osteon.models.registry import ModelEntry, register_model
 class TinyCNN(nn.Module):
     """A four-block CNN (~100 k parameters) for demos, tests and CPU smoke runs.
 
-    Follows timm's backbone contract: ``forward_features(x) -> (B, num_features, H/16, W/16)``.
+    Follows timm's backbone contract: ``forward_features(x) -> (B, num_features, H/16, W/16)`` and
+    ``forward_head(features, pre_logits=True) -> (B, num_features)`` (global average pooling).
     """
 
     def __init__(self, in_chans: int = 1, width: int = 16) -> None:
         super().__init__()
         chans = [in_chans, width, width * 2, width * 4, width * 8]
         blocks = []
-        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+        for cin, cout in itertools.pairwise(chans):
             blocks.append(
                 nn.Sequential(
                     nn.Conv2d(cin, cout, 3, padding=1, bias=False),
@@ -33,8 +36,11 @@ class TinyCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(x)
 
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
+        return features.mean(dim=(2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)
+        return self.forward_head(self.forward_features(x))
 
 
 def _tiny_cnn(in_chans: int = 1, pretrained_path: str | None = None) -> nn.Module:

@@ -8,12 +8,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never opens a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
 
-from osteon.engine.rundir import RunDir  # noqa: E402
+from osteon.engine.rundir import RunDir
 
 
 def roc_band(
@@ -111,8 +111,13 @@ def _calibration_figure(rundir: RunDir, stem: str, frame: pd.DataFrame, result: 
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     ax.plot(predicted, observed, marker="o")
-    ax.set(xlabel="predicted probability", ylabel="observed frequency", title=f"Calibration — {stem}",
-           xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="predicted probability",
+        ylabel="observed frequency",
+        title=f"Calibration — {stem}",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     return _save(fig, rundir.figures / f"{stem}_calibration.png")
 
 

@@ -44,7 +44,9 @@ class ClassificationTask:
 
     # -- set-up ---------------------------------------------------------------------------------
     @classmethod
-    def setup(cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None) -> TaskState:
+    def setup(
+        cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None
+    ) -> TaskState:
         column = target_column(manifest, target, "label")
         labels = as_label_strings(manifest.frame[column])
         multilabel = bool(labels.dropna().str.contains(MULTILABEL_SEPARATOR, regex=False).any())
@@ -147,8 +149,10 @@ class ClassificationTask:
                 return float(metrics.roc_auc_score(y, frame[f"prob_{self.state.positive_class}"].to_numpy()))
             if self.state.multilabel:
                 aucs = [
-                    metrics.roc_auc_score(frame["truth"].str.split("|").map(lambda s, n=n: n in s).to_numpy(int),
-                                          frame[f"prob_{n}"].to_numpy())
+                    metrics.roc_auc_score(
+                        frame["truth"].str.split("|").map(lambda s, n=n: n in s).to_numpy(int),
+                        frame[f"prob_{n}"].to_numpy(),
+                    )
                     for n in self.class_names
                 ]
                 return float(np.nanmean(aucs))
@@ -181,7 +185,7 @@ class ClassificationTask:
         y = (frame["truth"] == self.state.positive_class).to_numpy(int)
         score = frame[f"prob_{self.state.positive_class}"].to_numpy()
         threshold = metrics.choose_threshold(y, score, method=method)
-        return {"threshold": float(threshold), "method": method, "chosen_on": "val", "n": int(len(y))}
+        return {"threshold": float(threshold), "method": method, "chosen_on": "val", "n": len(y)}
 
     def evaluate(
         self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
@@ -191,8 +195,9 @@ class ClassificationTask:
             y = (frame["truth"] == self.state.positive_class).to_numpy(int)
             score = frame[f"prob_{self.state.positive_class}"].to_numpy()
             threshold = operating_point["threshold"] if operating_point else 0.5
-            result = metrics.binary_report(y, score, groups=groups, threshold=threshold, n_resamples=n_resamples,
-                                           seed=seed)
+            result = metrics.binary_report(
+                y, score, groups=groups, threshold=threshold, n_resamples=n_resamples, seed=seed
+            )
             result["operating_point"] = operating_point or {"threshold": 0.5, "method": "default 0.5 (no val split)"}
             result["positive_class"] = self.state.positive_class
             return result
@@ -200,10 +205,12 @@ class ClassificationTask:
             per_label = {}
             for n in self.class_names:
                 y = frame["truth"].fillna("").str.split("|").map(lambda s, n=n: n in s).to_numpy(int)
-                per_label[n] = metrics.binary_report(y, frame[f"prob_{n}"].to_numpy(), groups=groups, threshold=0.5,
-                                                     n_resamples=n_resamples, seed=seed)
+                per_label[n] = metrics.binary_report(
+                    y, frame[f"prob_{n}"].to_numpy(), groups=groups, threshold=0.5, n_resamples=n_resamples, seed=seed
+                )
             return {"per_label": per_label}
         y = frame["truth"].map({n: i for i, n in enumerate(self.class_names)}).to_numpy(int)
         proba = frame[[f"prob_{n}" for n in self.class_names]].to_numpy()
-        return metrics.multiclass_report(y, proba, class_names=self.class_names, groups=groups,
-                                         n_resamples=n_resamples, seed=seed)
+        return metrics.multiclass_report(
+            y, proba, class_names=self.class_names, groups=groups, n_resamples=n_resamples, seed=seed
+        )

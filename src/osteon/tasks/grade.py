@@ -31,12 +31,15 @@ class GradingTask:
         self.state = state
 
     @classmethod
-    def setup(cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None) -> TaskState:
+    def setup(
+        cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None
+    ) -> TaskState:
         column = target_column(manifest, target, "label")
         names = sorted_classes(as_label_strings(manifest.frame[column]))
         if len(names) < 3:
             raise ConfigError(
-                f"{manifest.name}: column {column!r} has {len(names)} grades {names}; grading needs ≥ 3 ordered grades. "
+                f"{manifest.name}: column {column!r} has {len(names)} grades {names}; "
+                "grading needs ≥ 3 ordered grades. "
                 "Fix: use --task classify for two classes."
             )
         if not all(n.lstrip("-").isdigit() for n in names):

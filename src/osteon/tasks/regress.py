@@ -28,7 +28,9 @@ class RegressionTask:
         self.state = state
 
     @classmethod
-    def setup(cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None) -> TaskState:
+    def setup(
+        cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None
+    ) -> TaskState:
         column = target_column(manifest, target, "target")
         values = pd.to_numeric(manifest.frame[column], errors="coerce")
         bad = manifest.frame[column].notna() & values.isna()
@@ -82,6 +84,9 @@ class RegressionTask:
     ) -> dict[str, Any]:
         groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
         return metrics.regression_report(
-            frame["truth"].to_numpy(float), frame["prediction"].to_numpy(float), groups=groups,
-            n_resamples=n_resamples, seed=seed,
+            frame["truth"].to_numpy(float),
+            frame["prediction"].to_numpy(float),
+            groups=groups,
+            n_resamples=n_resamples,
+            seed=seed,
         )
