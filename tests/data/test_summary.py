@@ -73,3 +73,20 @@ def test_knee_counts_match_provenance(shared_data: Path) -> None:
     assert s["splits"] == {"train": 600, "val": 125, "test": 242}
     assert s["labels"]["test"]["4"] == 42 and s["labels"]["train"] == {str(g): 120 for g in range(5)}
     assert s["formats"] == {".png": 967}
+    # patient counts, computed independently from the dataset's own MANIFEST.csv
+    shipped = pd.read_csv(shared_data / "knee_kl_chen2018" / "MANIFEST.csv", dtype={"patient_id": str})
+    shipped = shipped[shipped["path"].str.endswith(".png")]
+    assert s["patients"] == shipped["patient_id"].nunique()
+    expected = shipped.groupby("split")["patient_id"].nunique().to_dict()
+    assert s["patients_per_split"] == {k: expected[k] for k in ("train", "val", "test")}
+
+
+@pytest.mark.shared_data
+def test_fracatlas_counts_match_provenance(shared_data: Path) -> None:
+    from osteon.data.adapters import load_dataset
+
+    s = summarize(load_dataset(shared_data / "fracatlas"))
+    assert s["images"] == 974
+    assert sum(v.get("fractured", 0) for v in s["labels"].values()) == 608  # folder truth
+    assert s["annotations"]["boxes"] == 778
+    assert s["patients"] == 0 and s["images_without_patient"] == 974

@@ -33,13 +33,14 @@ def predict_command(
         if out.exists() and not overwrite:
             raise ConfigError(f"{out} exists. Fix: choose another --out or pass --overwrite.")
         predictor = Predictor.from_run(run)
+        outputs = out.parent / f"{out.stem}_outputs"  # masks and other file outputs, when the task has them
         if len(inputs) == 1 and inputs[0].suffix == ".csv":
-            frame = predictor.predict_manifest(Manifest.load(inputs[0]), batch_size=batch_size)
+            frame = predictor.predict_manifest(Manifest.load(inputs[0]), batch_size=batch_size, out_dir=outputs)
         else:
             files = collect_inputs(inputs)
             if not files:
                 raise ConfigError(f"No files found in {', '.join(map(str, inputs))}.")
-            frame = predictor.predict_paths(files, batch_size=batch_size)
+            frame = predictor.predict_paths(files, batch_size=batch_size, out_dir=outputs)
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
         failed = int((frame["error"] != "").sum())

@@ -4,32 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from osteon.data.transforms import Preprocessing, load_unit_image, normalize
+from osteon.data.transforms import Letterbox, Preprocessing, load_unit_image, normalize
 from osteon.errors import OsteonError
+
+
+@dataclass
+class DecodedImages:
+    """Images decoded once for a run.
+
+    Attributes:
+        stack: ``(N, S, S)`` float16 in [0, 1] (half the memory of float32); zeros where unreadable.
+        geometry: Where each original sits in its square (maps boxes/masks between the two spaces).
+        errors: ``{position: message}`` of files that could not be read.
+    """
+
+    stack: np.ndarray
+    geometry: list[Letterbox | None]
+    errors: dict[int, str]
+
+    def readable(self) -> np.ndarray:
+        """Positions that decoded."""
+        return np.array([i for i in range(len(self.stack)) if i not in self.errors], dtype=np.int64)
 
 
 def decode_images(
     paths: Sequence[Path], prep: Preprocessing, *, workers: int = 2, progress: bool = True, description: str = "decode"
-) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode every path to a ``(N, S, S)`` float16 stack in [0, 1] (half the memory of float32).
+) -> DecodedImages:
+    """Decode every path into a :class:`DecodedImages` with threads and a progress bar.
 
-    Returns:
-        The stack (rows of unreadable files are zeros) and ``{row: error message}`` for those files.
-        Nothing is dropped silently: callers decide what to do with the failures and report them.
+    Nothing is dropped silently: unreadable files are listed in ``errors`` and callers report them.
     """
     size = prep.image_size
     stack = np.zeros((len(paths), size, size), dtype=np.float16)
+    geometry: list[Letterbox | None] = [None] * len(paths)
     errors: dict[int, str] = {}
 
     def work(i: int) -> None:
         try:
-            stack[i] = load_unit_image(paths[i], prep)[0]
+            stack[i], geometry[i] = load_unit_image(paths[i], prep)
         except OsteonError as exc:
             errors[i] = str(exc)
 
@@ -42,7 +61,7 @@ def decode_images(
             list(track(jobs, total=len(paths), description=f"{description} {len(paths)} images", transient=True))
         else:
             list(jobs)
-    return stack, errors
+    return DecodedImages(stack, geometry, errors)
 
 
 class ImageDataset(Dataset):

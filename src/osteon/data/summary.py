@@ -26,7 +26,8 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         * ``name``, ``root``: the dataset name and root folder.
         * ``images``: number of rows; ``patients``: distinct non-missing ``patient_id`` (``None`` if no column);
           ``images_without_patient``: rows without one.
-        * ``splits``: ``{split: images}`` with ``"(none)"`` for rows without a split.
+        * ``splits``: ``{split: images}`` with ``"(none)"`` for rows without a split;
+          ``patients_per_split``: ``{split: distinct patients}``.
         * ``labels``: ``{split: {label: images}}`` (``{}`` when there is no ``label`` column); multilabel
           values (``"a|b"``) are counted as written.
         * ``annotations``: ``boxes`` (total), ``images_with_boxes``, ``polygons``, ``images_with_polygons``,
@@ -49,6 +50,11 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         "patients": int(frame["patient_id"].dropna().nunique()) if "patient_id" in frame else None,
         "images_without_patient": int(frame["patient_id"].isna().sum()) if "patient_id" in frame else len(frame),
         "splits": {s: int((split == s).sum()) for s in order},
+        "patients_per_split": (
+            {s: int(frame.loc[split == s, "patient_id"].dropna().nunique()) for s in order}
+            if "patient_id" in frame
+            else {}
+        ),
         "labels": {},
         "annotations": _annotations(manifest),
         "covariates": {c: round(float(frame[c].notna().mean()), 4) for c in COVARIATES if c in frame and len(frame)},
@@ -72,6 +78,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"[bold]{summary['name']}[/bold]  {summary['images']} images, "
         f"{patients if patients is not None else 'no'} patients  ({summary['root']})"
     )
+    if summary.get("patients_per_split") and patients:
+        per_split = ", ".join(f"{s} {n}" for s, n in summary["patients_per_split"].items())
+        console.print(f"patients per split: {per_split}")
     if summary["images_without_patient"]:
         console.print(
             f"[yellow]{summary['images_without_patient']} image(s) without patient_id: "

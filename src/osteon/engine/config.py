@@ -40,12 +40,19 @@ class TrainConfig(BaseModel):
 
     # model
     model: str = Field("resnet18", description="Registered model name, or timm:<name>")
+    encoder: str | None = Field(None, description="segment/detect: backbone of the model (e.g. resnet18)")
     pretrained: str | None = Field(None, description="Local weights file, or 'hub' (needs internet)")
     image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     loss: str | None = Field(None, description="classify: ce|bce; grade: corn|ce; regress: l1|mse|huber")
     class_weighting: str = Field("none", description="none | loss | sampler (class imbalance)")
     freeze_backbone_epochs: int = Field(0, ge=0, description="Train only the head for this many epochs")
+
+    # segmentation / detection
+    patch_size: int | None = Field(None, ge=16, description="segment: train on random patches of this size")
+    window_overlap: float = Field(0.25, ge=0, lt=1, description="segment: sliding-window overlap at inference")
+    score_threshold: float = Field(0.05, ge=0, le=1, description="detect: lowest box score kept in predictions")
+    backend: str = Field("torchvision", description="detect: torchvision | yolo (extra 'yolo')")
 
     # optimisation
     epochs: int = Field(10, ge=1)

@@ -34,7 +34,7 @@ def evaluate(
     rundir = RunDir.open(run)
     predictor = Predictor.from_run(rundir.path)
     manifest, key, source = _rows_to_evaluate(rundir, split, data)
-    frame = predictor.predict_manifest(manifest, progress=progress)
+    frame = predictor.predict_manifest(manifest, progress=progress, out_dir=rundir.path / f"outputs_{key}")
     usable = frame[frame["error"] == ""]
     if "truth" not in usable or usable["truth"].isna().all():
         raise ConfigError(

@@ -12,10 +12,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from osteon.data.covariates import CovariateEncoder
-from osteon.data.datasets import ImageDataset, decode_images
+from osteon.data.datasets import DecodedImages, decode_images
 from osteon.data.manifest import Manifest
 from osteon.data.splits import save_split_file
 from osteon.data.transforms import Preprocessing, build_augmentation
@@ -27,7 +27,7 @@ from osteon.engine.rundir import RunDir
 from osteon.engine.trainer import build_trainer
 from osteon.errors import ConfigError, RunDirError
 from osteon.tasks import TASKS, TaskState, build_task
-from osteon.tasks.base import Task, make_model_for
+from osteon.tasks.base import Task
 
 
 def train(
@@ -124,13 +124,12 @@ def _fit(
     if not is_ddp_child() and len(excluded):
         excluded.to_csv(run.excluded, index=False)
         warnings.warn(f"{len(excluded)} images left out of training; see {run.excluded}.", stacklevel=2)
-    class_weights = task.class_weights(datasets["train"].targets.numpy())
-    model = make_model_for(
-        task, model=cfg.model, pretrained=cfg.pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout
-    )
+    train_targets = _train_targets(datasets["train"])
+    class_weights = task.class_weights(train_targets) if train_targets is not None else None
+    model = task.build_model(model=cfg.model, pretrained=cfg.pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout)
     module = TaskModule(task, model, cfg, class_weights=class_weights)
     trainer, best = build_trainer(cfg, run, callbacks=callbacks, progress=progress)
-    loaders = _loaders(datasets, cfg, class_weights)
+    loaders = _loaders(datasets, task, cfg, class_weights)
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt_path)
     if not trainer.is_global_zero:
         return run
@@ -146,13 +145,9 @@ def _build_datasets(
     cfg: TrainConfig,
     *,
     progress: bool,
-) -> tuple[dict[str, ImageDataset], pd.DataFrame]:
-    targets = task.targets(manifest)
-    missing = (
-        np.isnan(targets).any(axis=1)
-        if targets.ndim == 2
-        else (np.isnan(targets) if targets.dtype.kind == "f" else targets < 0)
-    )
+) -> tuple[dict[str, Dataset], pd.DataFrame]:
+    """Train and val datasets of the usable rows, and the rows left out with their reasons."""
+    missing = task.missing_targets(manifest)
     covariates = encoder.transform(manifest.frame) if encoder.columns else None
     augment = (
         build_augmentation(
@@ -167,41 +162,57 @@ def _build_datasets(
         else None
     )
     split = manifest.frame["split"].to_numpy()
-    datasets: dict[str, ImageDataset] = {}
+    datasets: dict[str, Dataset] = {}
     excluded = [excluded_rows(manifest.frame, np.flatnonzero(missing), "no value in the target column")]
     for name in ("train", "val"):
         rows = np.flatnonzero((split == name) & ~missing)
-        images, errors = decode_images(
+        decoded = decode_images(
             manifest.paths_of(rows), prep, workers=max(2, cfg.num_workers), progress=progress, description=name
         )
-        if errors:
-            bad = sorted(errors)
-            excluded.append(excluded_rows(manifest.frame, rows[bad], [errors[i] for i in bad]))
-        keep = np.array([i for i in range(len(rows)) if i not in errors], dtype=np.int64)
+        if decoded.errors:
+            bad = sorted(decoded.errors)
+            excluded.append(excluded_rows(manifest.frame, rows[bad], [decoded.errors[i] for i in bad]))
+        keep = decoded.readable()
+        if len(keep) == 0:
+            raise ConfigError(f"{manifest.name}: no usable {name} images (all unreadable or unlabelled).")
+        decoded = DecodedImages(decoded.stack[keep], [decoded.geometry[i] for i in keep], {})
         rows = rows[keep]
-        datasets[name] = ImageDataset(
-            images[keep],
-            targets[rows],
-            prep,
+        datasets[name] = task.make_dataset(
+            manifest,
+            rows,
+            decoded,
             covariates=covariates[rows] if covariates is not None else None,
             augment=augment if name == "train" else None,
-            indices=rows,
+            prep=prep,
         )
-        if len(rows) == 0:
-            raise ConfigError(f"{manifest.name}: no usable {name} images (all unreadable or unlabelled).")
     return datasets, pd.concat(excluded, ignore_index=True)
 
 
-def _loaders(datasets: dict[str, ImageDataset], cfg: TrainConfig, class_weights: torch.Tensor | None) -> dict:
-    common = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+def _loaders(datasets: dict[str, Dataset], task: Task, cfg: TrainConfig, class_weights: torch.Tensor | None) -> dict:
+    common = {
+        "batch_size": cfg.batch_size,
+        "num_workers": cfg.num_workers,
+        "persistent_workers": cfg.num_workers > 0,
+        "collate_fn": task.collate_fn,
+    }
     sampler = None
-    if cfg.class_weighting == "sampler" and class_weights is not None and datasets["train"].targets.ndim == 1:
-        per_sample = class_weights[datasets["train"].targets.long()].double()
+    train_targets = _train_targets(datasets["train"])
+    if cfg.class_weighting == "sampler" and class_weights is not None and train_targets is not None:
+        per_sample = class_weights[torch.as_tensor(train_targets).long()].double()
         sampler = WeightedRandomSampler(per_sample, num_samples=len(per_sample), replacement=True)
     return {
         "train": DataLoader(datasets["train"], shuffle=sampler is None, sampler=sampler, drop_last=False, **common),
         "val": DataLoader(datasets["val"], shuffle=False, **common),
     }
+
+
+def _train_targets(dataset: Dataset) -> np.ndarray | None:
+    """Per-image class targets of a dataset when it has them (for class weights and the sampler)."""
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        return None
+    targets = np.asarray(targets)
+    return targets if targets.ndim == 1 and targets.dtype.kind in "iu" else None
 
 
 def _export(
@@ -210,7 +221,7 @@ def _export(
     module: TaskModule,
     best_path: str,
     state: dict[str, Any],
-    val_set: ImageDataset,
+    val_set: Dataset,
     manifest: Manifest,
 ) -> None:
     """Write model.pt (best epoch), the validation predictions and the operating point chosen on them."""
@@ -226,10 +237,7 @@ def _export(
     }
     save_model_file(run.model, state_dict={k: v.contiguous() for k, v in module.model.state_dict().items()}, meta=meta)
 
-    from osteon.engine.inference import predict_dataset, predictions_frame
-
-    scores = predict_dataset(module.model, module.task, val_set, batch_size=cfg.batch_size)
-    frame = predictions_frame(manifest, val_set.indices, module.task, scores)
+    frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
     frame.to_csv(run.predictions("val"), index=False)
     point = module.task.choose_operating_point(frame)
     if point is not None:

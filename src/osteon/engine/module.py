@@ -14,7 +14,7 @@ from osteon.tasks.base import Task
 class TaskModule(L.LightningModule):
     """Wraps ``model`` and ``task``: loss from the task, a validation score from the task, optimiser from config.
 
-    Logs ``train/loss``, ``val/loss`` and ``val/score`` (the task's higher-is-better validation
+    Logs ``train/loss`` and ``val/score`` (the task's higher-is-better validation
     metric: AUC, quadratic kappa or −MAE), which checkpointing and early stopping monitor.
     """
 
@@ -26,8 +26,7 @@ class TaskModule(L.LightningModule):
         self.model = model
         self.cfg = cfg
         self.register_buffer("class_weights", class_weights if cfg.class_weighting == "loss" else None)
-        self._val_scores: list[torch.Tensor] = []
-        self._val_targets: list[torch.Tensor] = []
+        self._val_records: list[object] = []
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -37,42 +36,38 @@ class TaskModule(L.LightningModule):
         return self.model.backbone  # type: ignore[return-value]
 
     def forward(self, image: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
-        if self.cfg.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
         return self.model(image, covariates)
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = self(batch["image"], batch.get("covariates"))
-        return outputs, self.task.loss(outputs, batch["target"], self.class_weights)
+    def _prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.cfg.channels_last and isinstance(batch, dict) and "image" in batch:
+            batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
+        return batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        _, loss = self._step(batch)
+        loss = self.task.training_loss(self.model, self._prepare(batch), self.class_weights)
         self.log(
             "train/loss",
             loss,
             prog_bar=True,
             on_step=False,
             on_epoch=True,
-            batch_size=len(batch["image"]),
+            batch_size=_batch_size(batch),
             sync_dist=True,
         )
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        outputs, loss = self._step(batch)
-        self.log("val/loss", loss, prog_bar=False, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
-        self._val_scores.append(torch.as_tensor(self.task.scores(outputs), device=self.device))
-        self._val_targets.append(batch["target"])
+        self._val_records.extend(self.task.validation_records(self.model, self._prepare(batch)))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_scores:
+        records, self._val_records = self._val_records, []
+        if self.trainer.world_size > 1:  # score on every rank's records
+            gathered: list[list[object]] = [[] for _ in range(self.trainer.world_size)]
+            torch.distributed.all_gather_object(gathered, records)
+            records = [r for part in gathered for r in part]
+        if not records:
             return
-        scores, targets = torch.cat(self._val_scores), torch.cat(self._val_targets)
-        self._val_scores, self._val_targets = [], []
-        if self.trainer.world_size > 1:  # score on every rank's predictions
-            scores = self.all_gather(scores).flatten(0, 1)
-            targets = self.all_gather(targets).flatten(0, 1)
-        value = self.task.monitor_score(scores.float().cpu().numpy(), targets.cpu().numpy())
+        value = self.task.monitor_records(records)
         if not np.isfinite(value):
             value = -1e9  # undefined (e.g. one class in a tiny val split): never the best epoch
         self.log("val/score", float(value), prog_bar=True, sync_dist=False, rank_zero_only=False)
@@ -89,3 +84,9 @@ class TaskModule(L.LightningModule):
             return optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.cfg.epochs))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def _batch_size(batch: object) -> int:
+    if isinstance(batch, dict) and "image" in batch:
+        return len(batch["image"])
+    return len(batch)  # type: ignore[arg-type]

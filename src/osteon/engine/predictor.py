@@ -13,14 +13,13 @@ import torch
 from torch import nn
 
 from osteon.data.covariates import CovariateEncoder
-from osteon.data.datasets import ImageDataset, decode_images
+from osteon.data.datasets import DecodedImages, decode_images
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Preprocessing
 from osteon.engine.checkpoint import load_model_file
-from osteon.engine.inference import predict_dataset, predictions_frame
 from osteon.engine.rundir import RunDir
 from osteon.tasks import TaskState, build_task
-from osteon.tasks.base import Prediction, Task, make_model_for
+from osteon.tasks.base import Prediction, Task
 
 
 @dataclass
@@ -55,8 +54,8 @@ class Predictor:
         task = build_task(TaskState(**meta["task"]))
         encoder = CovariateEncoder.from_dict(meta["covariates"])
         cfg = meta["config"]
-        model = make_model_for(
-            task, model=cfg["model"], pretrained=None, covariate_dim=encoder.dim, dropout=cfg.get("dropout", 0.0)
+        model = task.build_model(
+            model=cfg["model"], pretrained=None, covariate_dim=encoder.dim, dropout=cfg.get("dropout", 0.0)
         )
         model.load_state_dict(payload["state_dict"])
         model.eval()
@@ -68,35 +67,43 @@ class Predictor:
             return None
         return self.run.read_json(self.run.operating_point)
 
-    def predict_manifest(self, manifest: Manifest, *, batch_size: int = 32, progress: bool = True) -> pd.DataFrame:
-        """Predict every row; unreadable images get an ``error`` and no scores (never dropped)."""
+    def predict_manifest(
+        self, manifest: Manifest, *, batch_size: int = 32, progress: bool = True, out_dir: Path | None = None
+    ) -> pd.DataFrame:
+        """Predict every row; unreadable images get an ``error`` and no scores (never dropped).
+
+        ``out_dir`` receives outputs that are files (predicted masks); the table holds their paths.
+        """
         rows = np.arange(len(manifest))
-        images, errors = decode_images(
-            manifest.paths_of(rows), self.preprocessing, progress=progress, description="predict"
-        )
-        ok = np.array([i for i in rows if i not in errors], dtype=np.int64)
+        decoded = decode_images(manifest.paths_of(rows), self.preprocessing, progress=progress, description="predict")
+        ok = decoded.readable()
         covariates = self.covariates.transform(manifest.frame) if self.covariates.columns else None
-        dataset = ImageDataset(
-            images[ok],
-            np.zeros(len(ok), dtype=np.float32),
-            self.preprocessing,
+        dataset = self.task.make_dataset(
+            manifest,
+            ok,
+            DecodedImages(decoded.stack[ok], [decoded.geometry[i] for i in ok], {}),
             covariates=covariates[ok] if covariates is not None else None,
-            indices=ok,
+            augment=None,
+            prep=self.preprocessing,
         )
-        scores = predict_dataset(self.model, self.task, dataset, batch_size=batch_size)
-        good = predictions_frame(manifest, ok, self.task, scores)
-        good["error"] = ""
-        if errors:
-            bad_rows = np.array(sorted(errors), dtype=np.int64)
+        frame = self.task.predict_rows(self.model, manifest, dataset, batch_size=batch_size, out_dir=out_dir)
+        frame["error"] = ""
+        if decoded.errors:
+            bad_rows = np.array(sorted(decoded.errors), dtype=np.int64)
             bad = manifest.frame.iloc[bad_rows][[c for c in ("image", "patient_id", "split") if c in manifest.frame]]
-            bad = bad.reset_index(drop=True).assign(error=[errors[i] for i in bad_rows])
+            bad = bad.reset_index(drop=True).assign(error=[decoded.errors[i] for i in bad_rows])
             order = np.concatenate([ok, bad_rows])
-            good = pd.concat([good, bad], ignore_index=True).iloc[np.argsort(order, kind="stable")]
-        good["image"] = [str(manifest.resolve(p)) for p in good["image"]]
-        return good.reset_index(drop=True)
+            frame = pd.concat([frame, bad], ignore_index=True).iloc[np.argsort(order, kind="stable")]
+        frame["image"] = [str(manifest.resolve(p)) for p in frame["image"]]
+        return frame.reset_index(drop=True)
 
     def predict_paths(
-        self, paths: Sequence[str | Path], *, batch_size: int = 32, progress: bool = True
+        self,
+        paths: Sequence[str | Path],
+        *,
+        batch_size: int = 32,
+        progress: bool = True,
+        out_dir: Path | None = None,
     ) -> pd.DataFrame:
         """Predict image files (no covariates: they are encoded as missing)."""
         frame = pd.DataFrame({"image": [str(Path(p).resolve()) for p in paths]})
@@ -105,7 +112,7 @@ class Predictor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # no patient ids is expected here
             manifest = Manifest(frame, root="/", name="inputs")
-        return self.predict_manifest(manifest, batch_size=batch_size, progress=progress)
+        return self.predict_manifest(manifest, batch_size=batch_size, progress=progress, out_dir=out_dir)
 
     @torch.inference_mode()
     def predict_image(self, path: str | Path, *, covariates: dict[str, Any] | None = None) -> Prediction:

@@ -6,8 +6,10 @@ loss, post-processing, metrics) lives in a small Task object (DESIGN.md §2).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,12 @@ from torch import nn
 
 from osteon.data.manifest import Manifest
 from osteon.registry import Registry
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from osteon.data.datasets import DecodedImages
+    from osteon.data.transforms import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -62,51 +70,77 @@ class TaskState:
 
 
 class Task(Protocol):
-    """What a task plug-in provides to the engine. One instance per run."""
+    """What a task plug-in provides to the engine (one instance per run).
+
+    Set-up: ``setup(manifest, *, target, positive_class, loss) -> TaskState`` (classmethod) reads
+    what the task needs from the data (class names, target statistics); ``Task(state)`` rebuilds the
+    task from that state, which the checkpoint stores.
+
+    Training (engine hooks): ``build_model``, ``missing_targets``, ``make_dataset`` (+ ``collate_fn``),
+    ``training_loss``, ``validation_records`` → ``monitor_records`` (one higher-is-better number that
+    checkpointing and early stopping follow).
+
+    Results: ``predict_rows`` (a predictions table), ``choose_operating_point`` (on validation
+    predictions), ``evaluate`` (metrics with CIs from a predictions table).
+    """
 
     name: ClassVar[str]
     state: TaskState
+    collate_fn: Callable[[list[Any]], Any] | None
 
     @property
     def num_outputs(self) -> int: ...
 
-    def targets(self, manifest: Manifest) -> np.ndarray:
-        """Encoded training target per Manifest row (classes → ints, grades → ints, values → floats)."""
+    def build_model(self, *, model: str, pretrained: str | None, covariate_dim: int, dropout: float) -> nn.Module: ...
+
+    def missing_targets(self, manifest: Manifest) -> np.ndarray:
+        """Boolean per Manifest row: the row has no usable target."""
         ...
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+    def make_dataset(
+        self,
+        manifest: Manifest,
+        rows: np.ndarray,
+        decoded: DecodedImages,
+        *,
+        covariates: np.ndarray | None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None,
+        prep: Preprocessing,
+    ) -> Dataset:
+        """A torch Dataset of ``rows``; ``decoded`` holds their images in the same order. Items carry ``index``."""
+        ...
 
     def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
-        """Inverse-frequency weights for the loss (``None`` when the task has no classes)."""
+        """Inverse-frequency weights for the loss/sampler (``None`` when the task has no classes)."""
         ...
 
-    def scores(self, outputs: torch.Tensor) -> np.ndarray:
-        """Post-processed outputs as an array: probabilities ``(B, C)`` or values ``(B,)``."""
+    def training_loss(self, model: nn.Module, batch: Any, class_weights: torch.Tensor | None) -> torch.Tensor: ...
+
+    def validation_records(self, model: nn.Module, batch: Any) -> list[Any]:
+        """Picklable per-image records of one validation batch."""
         ...
 
-    def predict(self, outputs: torch.Tensor) -> list[Prediction]: ...
-
-    def monitor_score(self, scores: np.ndarray, targets: np.ndarray) -> float:
-        """One higher-is-better number on the validation split (early stopping, best epoch)."""
+    def monitor_records(self, records: list[Any]) -> float:
+        """The validation score over all records (higher is better)."""
         ...
 
-    def prediction_frame(self, scores: np.ndarray) -> pd.DataFrame:
-        """Columns written to ``predictions.csv`` for these scores (probabilities, predicted label ...)."""
-        ...
+    def predict_rows(
+        self, model: nn.Module, manifest: Manifest, dataset: Dataset, *, batch_size: int, out_dir: Path | None = None
+    ) -> pd.DataFrame:
+        """One row per dataset item: identifiers, ``truth`` when known, the task's prediction columns.
 
-    def evaluate(
-        self,
-        frame: pd.DataFrame,
-        *,
-        operating_point: dict[str, Any] | None,
-        n_resamples: int,
-        seed: int,
-    ) -> dict[str, Any]:
-        """Metrics with CIs from a predictions frame (``truth`` column + ``prediction_frame`` columns)."""
+        Tasks whose outputs are not table cells (masks) write them under ``out_dir`` and put paths in the table.
+        """
         ...
 
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
-        """Operating point chosen on the validation predictions (binary tasks), else ``None``."""
+        """Operating point chosen on validation predictions (binary tasks), else ``None``."""
+        ...
+
+    def evaluate(
+        self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
+    ) -> dict[str, Any]:
+        """Metrics with CIs from a predictions table (``truth`` + the task's columns)."""
         ...
 
 
@@ -118,7 +152,7 @@ def build_task(state: TaskState) -> Task:
     return TASKS.get(state.name)(state)
 
 
-def make_model_for(task: Task, *, model: str, pretrained: str | None, covariate_dim: int, dropout: float) -> nn.Module:
+def make_model_for(task: Any, *, model: str, pretrained: str | None, covariate_dim: int, dropout: float) -> nn.Module:
     """Build the image model with the task's number of outputs (all current tasks share ImageModel)."""
     from osteon.models import create_model
 

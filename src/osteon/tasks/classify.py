@@ -12,6 +12,7 @@ from torch import nn
 from osteon import metrics
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
+from osteon.tasks._image import ImageLevelTask
 from osteon.tasks._targets import as_label_strings, sorted_classes, target_column
 from osteon.tasks.base import TASKS, ClassPrediction, TaskState
 
@@ -30,7 +31,7 @@ def default_positive_class(names: list[str]) -> str:
 
 
 @TASKS.register("classify")
-class ClassificationTask:
+class ClassificationTask(ImageLevelTask):
     """Softmax cross-entropy (binary, multiclass) or per-label BCE (multilabel, labels ``"a|b"``).
 
     Binary tasks are evaluated on the positive class's probability with an operating point chosen
@@ -38,9 +39,6 @@ class ClassificationTask:
     """
 
     name: ClassVar[str] = "classify"
-
-    def __init__(self, state: TaskState) -> None:
-        self.state = state
 
     # -- set-up ---------------------------------------------------------------------------------
     @classmethod

@@ -13,12 +13,13 @@ from osteon import metrics
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
 from osteon.models.heads import corn_loss, corn_probabilities
+from osteon.tasks._image import ImageLevelTask
 from osteon.tasks._targets import as_label_strings, sorted_classes, target_column
 from osteon.tasks.base import TASKS, GradePrediction, TaskState
 
 
 @TASKS.register("grade")
-class GradingTask:
+class GradingTask(ImageLevelTask):
     """Ordinal classification. ``loss="corn"`` (default) is rank-consistent; ``"ce"`` ignores order.
 
     Grades are the Manifest column's values in numeric order; predictions give the most probable
@@ -26,9 +27,6 @@ class GradingTask:
     """
 
     name: ClassVar[str] = "grade"
-
-    def __init__(self, state: TaskState) -> None:
-        self.state = state
 
     @classmethod
     def setup(

@@ -12,6 +12,7 @@ from torch import nn
 from osteon import metrics
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
+from osteon.tasks._image import ImageLevelTask
 from osteon.tasks._targets import target_column
 from osteon.tasks.base import TASKS, TaskState, ValuePrediction
 
@@ -19,13 +20,10 @@ _LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss, "huber": 
 
 
 @TASKS.register("regress")
-class RegressionTask:
+class RegressionTask(ImageLevelTask):
     """Predicts a standardised value; the target's train mean/std are kept so outputs are in its units."""
 
     name: ClassVar[str] = "regress"
-
-    def __init__(self, state: TaskState) -> None:
-        self.state = state
 
     @classmethod
     def setup(
