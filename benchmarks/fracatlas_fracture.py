@@ -57,9 +57,12 @@ def subgroup_reports(run_path: Path, threshold: float, *, n_resamples: int, seed
     """Test metrics by the manifest's ``hardware`` column, at the validation threshold."""
     from osteon.metrics import binary_report
 
-    preds = pd.read_csv(run_path / "predictions_test.csv", dtype={"truth": str})
+    preds = pd.read_csv(run_path / "predictions_test.csv", dtype={"truth": str, "error": str})
     manifest = pd.read_csv(run_path / "manifest.csv", usecols=["image", "hardware", "body_part"])
-    joined = preds.merge(manifest, on="image", how="left", validate="one_to_one")
+    # predictions hold manifest-root-joined paths, manifest.csv paths relative to the run: compare resolved paths
+    preds["key"] = [str(Path(p).resolve()) for p in preds["image"]]
+    manifest["key"] = [str((run_path / p).resolve()) for p in manifest.pop("image")]
+    joined = preds.merge(manifest, on="key", how="left", validate="one_to_one")
     if joined["hardware"].isna().any():
         raise RuntimeError(f"{run_path}: {int(joined['hardware'].isna().sum())} test rows not found in manifest.csv")
     joined = joined[joined["error"].fillna("") == ""]

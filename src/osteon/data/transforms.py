@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from osteon.errors import ImageReadError
@@ -85,24 +87,35 @@ def _resize(unit: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=hw, mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
 
 
-class RandomGamma(torch.nn.Module):
-    """``x ** g`` with ``g`` drawn from ``[1 - amount, 1 + amount]``; input in [0, 1]."""
+class RandomGamma(v2.Transform):
+    """``x ** g`` with ``g`` drawn from ``[1 - amount, 1 + amount]`` on unit-range images.
+
+    A torchvision v2 transform: called with ``(image, mask)`` or ``(image, boxes)`` it changes only the
+    image, like ``ColorJitter``, so tasks can augment images and their annotations in one call.
+    """
 
     def __init__(self, amount: float) -> None:
         super().__init__()
         self.amount = amount
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.amount <= 0:
-            return x
-        g = 1.0 + (torch.rand(()) * 2 - 1) * self.amount
-        return x.clamp_min(0).pow(g)
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"gamma": 1.0 + (torch.rand(()) * 2 - 1) * self.amount}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if self.amount <= 0 or isinstance(inpt, tv_tensors.Mask | tv_tensors.BoundingBoxes | tv_tensors.KeyPoints):
+            return inpt
+        if not isinstance(inpt, torch.Tensor):
+            return inpt
+        return inpt.clamp_min(0).pow(params["gamma"])
 
 
 def build_augmentation(
     *, hflip: bool, rotate_degrees: float, scale_range: float, brightness: float, contrast: float, gamma: float
 ) -> v2.Compose:
     """Augmentation for unit-range ``(1, S, S)`` tensors: geometry, then intensity. No colour jitter.
+
+    Call it with the image alone, or jointly with ``tv_tensors.Mask`` / ``tv_tensors.BoundingBoxes`` so that
+    geometric steps move the annotations with the image and intensity steps leave them alone.
 
     Flips are off unless asked for: left/right carries meaning for most anatomy (laterality markers,
     asymmetric joints); use ``hflip=True`` where images of both sides are pooled (e.g. knees).
