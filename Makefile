@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/osteon data phantom --out $(DEMO)/phantom --images 160 --seed 0
 	$(BIN)/osteon data summary $(DEMO)/phantom
 	$(BIN)/osteon data check $(DEMO)/phantom
+	$(BIN)/osteon train configs/phantom_demo.yaml --out $(DEMO)/runs/classify
+	$(BIN)/osteon evaluate $(DEMO)/runs/classify --split test
 	@if [ -d $(SHARED) ]; then \
 	  for d in fracatlas knee_kl_chen2018; do \
 	    $(BIN)/osteon data summary $(SHARED)/$$d; \

@@ -93,6 +93,9 @@ def _prepare_run(run: RunDir, cfg: TrainConfig) -> None:
     check_splits_present(manifest)
     if cfg.task == "regress":  # standardise with the train split only
         state = task_cls.setup(manifest.split("train"), target=state.target, positive_class=None, loss=state.loss)
+    configure = getattr(task_cls, "configure", None)
+    if configure is not None:  # optional hook: a task records the config options it needs (encoder, patch size ...)
+        state = configure(state, cfg)
     encoder = CovariateEncoder.fit(manifest.split("train").frame, cfg.covariates)
     prep = Preprocessing(image_size=cfg.image_size)
     cfg.save(run.config)
