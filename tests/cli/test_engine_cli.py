@@ -15,9 +15,9 @@ runner = CliRunner()
 
 
 def test_train_options_mirror_the_config_fields() -> None:
-    from osteon.engine.config import TrainConfig
-
     import typer
+
+    from osteon.engine.config import TrainConfig
 
     command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
     flags = {opt for param in command.params for opt in param.opts}

@@ -175,3 +175,25 @@ def test_unknown_covariate_and_target_are_config_errors(phantom_dataset: Path, t
         train(task="classify", data=str(phantom_dataset), covariates=["bmi"], epochs=1, out=str(tmp_path / "a"), **FAST)
     with pytest.raises(ConfigError, match="--target"):
         train(task="classify", data=str(phantom_dataset), target="kl", epochs=1, out=str(tmp_path / "b"), **FAST)
+
+
+def test_external_validation_on_another_dataset(trained_classifier: Path, tmp_path: Path) -> None:
+    from osteon.data.phantom import make_phantom_dataset
+
+    make_phantom_dataset(tmp_path / "other", images=40, size=96, seed=7)  # another "hospital": other size, seed
+    result = evaluate(
+        trained_classifier, split="test", data=tmp_path / "other" / "manifest.csv", n_resamples=100, progress=False
+    )
+    point = json.loads((trained_classifier / "operating_point.json").read_text())
+    assert result["threshold"] == pytest.approx(point["threshold"])  # the validation threshold, unchanged
+    assert result["n_images"] == int((pd.read_csv(tmp_path / "other" / "manifest.csv")["split"] == "test").sum())
+    stored = json.loads((trained_classifier / "metrics.json").read_text())
+    assert "manifest-test" in stored  # kept beside, not over, the internal test entry
+
+
+@pytest.mark.shared_data
+def test_predict_reads_real_dicom(trained_classifier: Path, shared_data: Path) -> None:
+    files = sorted((shared_data / "ddh_pelvis_xray_dicom" / "dicoms" / "xray").glob("*.dcm"))[:3]
+    frame = Predictor.from_run(trained_classifier).predict_paths(files, progress=False)
+    assert (frame["error"] == "").all()
+    assert frame["prob_1"].between(0, 1).all()

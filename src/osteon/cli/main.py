@@ -6,7 +6,9 @@ import typer
 
 from osteon.cli import data as data_cli
 from osteon.cli.evaluate import evaluate_command
+from osteon.cli.explain import explain_command
 from osteon.cli.predict import predict_command
+from osteon.cli.report import report_command
 from osteon.cli.train import train_command
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app.add_typer(data_cli.app, name="data")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
+app.command("explain")(explain_command)
+app.command("report")(report_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -28,13 +28,17 @@ def predict_command(
     from osteon.data.manifest import Manifest
     from osteon.engine import Predictor
     from osteon.errors import ConfigError
+    from osteon.io.video import is_video
 
     with handle_errors():
         if out.exists() and not overwrite:
             raise ConfigError(f"{out} exists. Fix: choose another --out or pass --overwrite.")
         predictor = Predictor.from_run(run)
         outputs = out.parent / f"{out.stem}_outputs"  # masks and other file outputs, when the task has them
-        if len(inputs) == 1 and inputs[0].suffix == ".csv":
+        if len(inputs) == 1 and is_video(inputs[0]):  # one row per frame, and the achieved frame rate
+            frame, fps = predictor.predict_video(inputs[0], batch_size=batch_size)
+            console.print(f"video: {len(frame)} frames at {fps:.1f} frames/s (read + preprocess + model)")
+        elif len(inputs) == 1 and inputs[0].suffix == ".csv":
             frame = predictor.predict_manifest(Manifest.load(inputs[0]), batch_size=batch_size, out_dir=outputs)
         else:
             files = collect_inputs(inputs)

@@ -96,6 +96,9 @@ def _prepare_run(run: RunDir, cfg: TrainConfig) -> None:
     configure = getattr(task_cls, "configure", None)
     if configure is not None:  # optional hook: a task records the config options it needs (encoder, patch size ...)
         state = configure(state, cfg)
+    plan = getattr(task_cls, "plan", None)
+    if plan is not None:  # optional hook: choices derived from the training data (detect: anchors), into the state
+        state = plan(state, manifest, cfg, run.path)
     encoder = CovariateEncoder.fit(manifest.split("train").frame, cfg.covariates)
     prep = Preprocessing(image_size=cfg.image_size)
     cfg.save(run.config)
@@ -119,6 +122,9 @@ def _fit(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     state = run.read_json(run.state)
     task = build_task(TaskState(**state["task"]))
+    fit_run = getattr(task, "fit_run", None)  # optional hook: a backend with its own trainer (detect: YOLO)
+    if fit_run is not None and fit_run(run.path, cfg, resume=ckpt_path is not None, progress=progress):
+        return run
     prep = Preprocessing(**state["preprocessing"])
     encoder = CovariateEncoder.from_dict(state["covariates"])
     manifest = Manifest.load(run.manifest)

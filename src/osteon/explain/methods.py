@@ -7,6 +7,8 @@ returns a map at the model's input resolution.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
@@ -121,7 +123,8 @@ def compute_cams(
     if hasattr(cam, "batch_size"):
         cam.batch_size = 32  # ScoreCAM/AblationCAM: masked copies per forward pass
     try:
-        with torch.enable_grad():
+        # ScoreCAM/AblationCAM draw tqdm bars on stderr for every map; keep the console for Osteon's own output
+        with torch.enable_grad(), contextlib.redirect_stderr(io.StringIO()):
             return [np.asarray(cam(input_tensor=image, targets=[target])[0], dtype=np.float32) for target in targets]
     finally:
         cam.activations_and_grads.release()

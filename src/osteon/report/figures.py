@@ -1,7 +1,13 @@
-"""PNG figures of an evaluation: ROC with a bootstrap CI band, confusion matrix, calibration, Bland–Altman."""
+"""Figures of an evaluation: ROC with a bootstrap CI band (and readers), confusion matrix, calibration,
+Bland–Altman, learning curves. Builders return matplotlib figures; :func:`write_figures` saves PNGs into
+``RUN/figures`` and :func:`data_uri` embeds a figure in the HTML report.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,138 @@ def roc_band(
     return grid, point, np.percentile(stack, 2.5, axis=0), np.percentile(stack, 97.5, axis=0)
 
 
+# -- builders (arrays → figure) --------------------------------------------------------------------
+def roc_figure(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    *,
+    title: str,
+    groups: np.ndarray | None = None,
+    auc: dict[str, Any] | None = None,
+    operating_point: tuple[float, float] | None = None,
+    readers: Sequence[dict[str, Any]] = (),
+) -> plt.Figure:
+    """ROC curve with its 95% bootstrap band, the model's operating point and readers' points.
+
+    Args:
+        y_true: ``(N,)`` 0/1 reference.
+        y_score: ``(N,)`` score of the positive class.
+        title: Figure title.
+        groups: ``(N,)`` patient ids (the band resamples patients).
+        auc: ``{estimate, low, high}`` for the legend.
+        operating_point: ``(sensitivity, specificity)`` of the model at its chosen threshold.
+        readers: Dicts ``{reader, sensitivity, specificity}`` (optionally ``sensitivity_ci``/``specificity_ci``
+            ``(low, high)`` for error bars), plotted at ``(1 - specificity, sensitivity)``.
+    """
+    grid, tpr, low, high = roc_band(y_true, y_score, groups=groups)
+    fig, ax = plt.subplots(figsize=(4.8, 4.8), dpi=110)
+    ax.fill_between(grid, low, high, alpha=0.25, label="95% CI (bootstrap)")
+    legend = "model"
+    if auc is not None and auc.get("estimate") is not None:
+        legend = f"model, AUC {auc['estimate']:.3f}"
+        if auc.get("low") is not None and auc.get("high") is not None:
+            legend += f" ({auc['low']:.3f}–{auc['high']:.3f})"
+    ax.plot(grid, tpr, lw=2, label=legend)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    if operating_point is not None:
+        sens, spec = operating_point
+        ax.scatter([1 - spec], [sens], c="red", zorder=4, label="model operating point (chosen on val)")
+    markers = "s^vD<>ph*"
+    for i, reader in enumerate(readers):
+        x, y = 1 - reader["specificity"], reader["sensitivity"]
+        xerr = yerr = None
+        if reader.get("specificity_ci"):
+            lo, hi = reader["specificity_ci"]
+            xerr = [[max(0.0, x - (1 - hi))], [max(0.0, (1 - lo) - x)]]
+        if reader.get("sensitivity_ci"):
+            lo, hi = reader["sensitivity_ci"]
+            yerr = [[max(0.0, y - lo)], [max(0.0, hi - y)]]
+        ax.errorbar(
+            [x], [y], xerr=xerr, yerr=yerr, fmt=markers[i % len(markers)], ms=7, capsize=2, zorder=5,
+            label=f"reader {reader['reader']}",
+        )
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=7)
+    return fig
+
+
+def confusion_figure(matrix: Sequence[Sequence[float]], names: Sequence[str], *, title: str) -> plt.Figure:
+    """Counts in a heat map; rows = reference, columns = prediction."""
+    values = np.asarray(matrix)
+    names = list(names) if len(names) == len(values) else [str(i) for i in range(len(values))]
+    side = 1.4 + 0.6 * len(names)
+    fig, ax = plt.subplots(figsize=(side, side), dpi=110)
+    ax.imshow(values, cmap="Blues")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:g}", ha="center", va="center", color="black" if v < values.max() / 2 else "white")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="reference", title=title)
+    return fig
+
+
+def calibration_figure(y_true: np.ndarray, y_score: np.ndarray, *, title: str) -> plt.Figure:
+    """Reliability diagram (quantile bins) with the diagonal."""
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(y_true, y_score, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    ax.plot(predicted, observed, marker="o")
+    ax.set(xlabel="predicted probability", ylabel="observed frequency", title=title, xlim=(0, 1), ylim=(0, 1))
+    return fig
+
+
+def bland_altman_figure(truth: np.ndarray, prediction: np.ndarray, *, title: str) -> plt.Figure:
+    """Differences against means with the bias and the 95% limits of agreement."""
+    mean, diff = (truth + prediction) / 2, prediction - truth
+    bias = float(np.mean(diff)) if len(diff) else 0.0
+    sd = float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=110)
+    ax.scatter(mean, diff, s=10)
+    for value, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
+        ax.axhline(value, ls=style, c="red", lw=1)
+    ax.set(xlabel="mean of reference and prediction", ylabel="prediction − reference", title=title)
+    return fig
+
+
+def learning_curve_figure(log: pd.DataFrame, *, best_epoch: int | None = None) -> plt.Figure | None:
+    """Training/validation loss and validation score per epoch from ``logs/metrics.csv`` (None if empty)."""
+    if log.empty or "epoch" not in log:
+        return None
+    per_epoch = log.groupby("epoch").mean(numeric_only=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+    for column, style in (("train/loss", "-"), ("val/loss", "--")):
+        if column in per_epoch and per_epoch[column].notna().any():
+            ax.plot(per_epoch.index, per_epoch[column], style, marker="o", label=column)
+    ax.set(xlabel="epoch", ylabel="loss")
+    if "val/score" in per_epoch and per_epoch["val/score"].notna().any():
+        twin = ax.twinx()
+        twin.plot(per_epoch.index, per_epoch["val/score"], ":", marker="s", c="green", label="val/score")
+        twin.set_ylabel("validation score (higher is better)")
+        twin.legend(loc="upper right", fontsize=7)
+    if best_epoch is not None and best_epoch >= 0:
+        ax.axvline(best_epoch, c="grey", lw=1, ls="-.", label=f"best epoch ({best_epoch})")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title("Learning curves")
+    return fig
+
+
+def data_uri(fig: plt.Figure) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI (closes the figure)."""
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def png_data_uri(data: bytes) -> str:
+    """PNG bytes as a data URI."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+# -- files in RUN/figures (osteon evaluate) ---------------------------------------------------------
 def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
     """Draw the figures that fit ``result`` (an entry of metrics.json) into ``RUN/figures``."""
     rundir = RunDir(Path(run))
@@ -54,84 +192,42 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
     stem = frame_path.stem.removeprefix("predictions_")
     written: list[Path] = []
     if "auc" in result and "positive_class" in result:
-        written.append(_roc_figure(rundir, stem, frame, result))
+        y, score = binary_arrays(frame, str(result["positive_class"]))
+        point = _operating_point(result)
+        fig = roc_figure(y, score, title=f"ROC — {stem}", groups=groups_of(frame), auc=result["auc"], operating_point=point)
+        written.append(_save(fig, rundir.figures / f"{stem}_roc.png"))
     if "confusion_matrix" in result:
-        written.append(_confusion_figure(rundir, stem, result))
+        names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]
+        fig = confusion_figure(result["confusion_matrix"], names, title=f"Confusion — {stem}")
+        written.append(_save(fig, rundir.figures / f"{stem}_confusion.png"))
     if "positive_class" in result:
-        written.append(_calibration_figure(rundir, stem, frame, result))
+        y, score = binary_arrays(frame, str(result["positive_class"]))
+        written.append(_save(calibration_figure(y, score, title=f"Calibration — {stem}"), rundir.figures / f"{stem}_calibration.png"))
     if result.get("task") == "regress":
-        written.append(_bland_altman_figure(rundir, stem, frame))
+        truth = pd.to_numeric(frame["truth"], errors="coerce").to_numpy(float)
+        pred = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(float)
+        fig = bland_altman_figure(truth, pred, title=f"Bland–Altman — {stem}")
+        written.append(_save(fig, rundir.figures / f"{stem}_bland_altman.png"))
     return written
 
 
-def _groups(frame: pd.DataFrame) -> np.ndarray | None:
-    if "patient_id" in frame and frame["patient_id"].notna().all():
+def binary_arrays(frame: pd.DataFrame, positive: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(y (N,) 0/1, score (N,))`` of a binary predictions table."""
+    y = (frame["truth"].astype(str) == positive).to_numpy(int)
+    return y, frame[f"prob_{positive}"].to_numpy(float)
+
+
+def groups_of(frame: pd.DataFrame) -> np.ndarray | None:
+    """Patient ids when every row has one (bootstrap by patient), else ``None``."""
+    if "patient_id" in frame and frame["patient_id"].notna().all() and len(frame):
         return frame["patient_id"].astype(str).to_numpy()
     return None
 
 
-def _roc_figure(rundir: RunDir, stem: str, frame: pd.DataFrame, result: dict[str, Any]) -> Path:
-    positive = str(result["positive_class"])
-    y = (frame["truth"].astype(str) == positive).to_numpy(int)
-    score = frame[f"prob_{positive}"].to_numpy(float)
-    grid, tpr, low, high = roc_band(y, score, groups=_groups(frame))
-    auc = result["auc"]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
-    ax.fill_between(grid, low, high, alpha=0.25, label="95% CI (bootstrap)")
-    ax.plot(grid, tpr, lw=2, label=f"AUC {auc['estimate']:.3f} ({auc['low']:.3f}–{auc['high']:.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+def _operating_point(result: dict[str, Any]) -> tuple[float, float] | None:
     if "sensitivity" in result and "specificity" in result:
-        sens, spec = result["sensitivity"]["estimate"], result["specificity"]["estimate"]
-        ax.scatter([1 - spec], [sens], c="red", zorder=3, label="operating point (chosen on val)")
-    ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=f"ROC — {stem}", xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, rundir.figures / f"{stem}_roc.png")
-
-
-def _confusion_figure(rundir: RunDir, stem: str, result: dict[str, Any]) -> Path:
-    matrix = np.asarray(result["confusion_matrix"])
-    names = result.get("class_names") or [str(i) for i in range(len(matrix))]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(names), 1.0 + 0.6 * len(names)), dpi=120)
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, str(int(v)), ha="center", va="center", color="black" if v < matrix.max() / 2 else "white")
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yticks(range(len(names)), names)
-    ax.set(xlabel="predicted", ylabel="truth", title=f"Confusion — {stem}")
-    return _save(fig, rundir.figures / f"{stem}_confusion.png")
-
-
-def _calibration_figure(rundir: RunDir, stem: str, frame: pd.DataFrame, result: dict[str, Any]) -> Path:
-    from sklearn.calibration import calibration_curve
-
-    positive = str(result["positive_class"])
-    y = (frame["truth"].astype(str) == positive).to_numpy(int)
-    score = frame[f"prob_{positive}"].to_numpy(float)
-    observed, predicted = calibration_curve(y, score, n_bins=10, strategy="quantile")
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
-    ax.plot(predicted, observed, marker="o")
-    ax.set(
-        xlabel="predicted probability",
-        ylabel="observed frequency",
-        title=f"Calibration — {stem}",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
-    return _save(fig, rundir.figures / f"{stem}_calibration.png")
-
-
-def _bland_altman_figure(rundir: RunDir, stem: str, frame: pd.DataFrame) -> Path:
-    truth = pd.to_numeric(frame["truth"], errors="coerce").to_numpy(float)
-    pred = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(float)
-    mean, diff = (truth + pred) / 2, pred - truth
-    bias, sd = float(np.mean(diff)), float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
-    ax.scatter(mean, diff, s=10)
-    for value, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
-        ax.axhline(value, ls=style, c="red", lw=1)
-    ax.set(xlabel="mean of truth and prediction", ylabel="prediction − truth", title=f"Bland–Altman — {stem}")
-    return _save(fig, rundir.figures / f"{stem}_bland_altman.png")
+        return float(result["sensitivity"]["estimate"]), float(result["specificity"]["estimate"])
+    return None
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

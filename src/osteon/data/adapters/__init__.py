@@ -12,20 +12,22 @@ Example:
     {'train': 600, 'test': 242, 'val': 125}
 """
 
-from osteon.data.adapters import class_folder, coco, csv_table, dicom_dir, fracatlas, manifest_file, yolo
+from osteon.data.adapters import class_folder, coco, csv_table, dicom_dir, fracatlas, manifest_file, voc, yolo
 from osteon.data.adapters._base import DatasetAdapter
 from osteon.registry import Registry
 
 ADAPTERS: Registry[DatasetAdapter] = Registry("dataset format")
 
 #: Detection order, most specific first: a saved Manifest; FracAtlas (its folder also holds COCO and
-#: YOLO annotations and class-like folders); a COCO JSON; YOLO images/ + labels/; class folders
+#: YOLO annotations and class-like folders); a COCO JSON; YOLO images/ + labels/; Pascal VOC Annotations/*.xml
+#: (before class folders, which JPEGImages/ + Annotations/ would resemble); class folders
 #: (before DICOM, since label/*.dcm is a class-folder layout); a DICOM tree; a CSV of paths.
 DETECTION_ORDER = (
     manifest_file.ADAPTER,
     fracatlas.ADAPTER,
     coco.ADAPTER,
     yolo.ADAPTER,
+    voc.ADAPTER,
     class_folder.ADAPTER,
     dicom_dir.ADAPTER,
     csv_table.ADAPTER,

@@ -1,0 +1,337 @@
+"""Detectors: torchvision RetinaNet, FCOS and Faster R-CNN on ResNet-FPN or timm backbones, and the
+optional Ultralytics YOLO network, all behind one interface for 1-channel, letterboxed, normalised input.
+
+:class:`Detector` has one return type per method (no "losses in train mode, detections in eval mode"):
+
+* ``losses(images, targets) -> {name: scalar}`` — training; ``targets[i]`` = ``{"boxes": (K, 4) float xyxy,
+  "labels": (K,) int64}`` in *input* pixels with 0-based class indices (``K = 0``: an image without objects);
+* ``forward(images) -> [{"boxes": (D, 4), "scores": (D,), "labels": (D,)}]`` — detections in input pixels,
+  0-based labels, at most ``detections_per_image`` per image with score ≥ ``score_threshold``.
+
+``images`` is ``(B, 1, S, S)``, already normalised by Osteon (the detectors' own resize and
+normalisation are switched off, so boxes need no rescaling). Nothing is downloaded: weights are random
+unless ``pretrained`` names a local file (ImageNet-style ResNet state dict or a timm checkpoint);
+``"hub"`` asks torchvision/timm for their ImageNet weights (needs internet).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import get_model, get_model_weights
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
+
+from osteon.errors import ConfigError, UnknownNameError
+
+#: Architectures Osteon builds from torchvision (backend "torchvision").
+TORCHVISION_DETECTORS = ("retinanet", "fcos", "faster_rcnn")
+#: Ultralytics model configs usable with backend "yolo" (trained from their YAML, never from weights).
+YOLO_DETECTORS = ("yolov8n", "yolov8s", "yolov8m")
+RESNET_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101")
+#: Strides of the feature levels each architecture uses (P3–P7, or P2–P6 for Faster R-CNN).
+LEVEL_STRIDES = {"retinanet": (8, 16, 32, 64, 128), "fcos": (8, 16, 32, 64, 128), "faster_rcnn": (4, 8, 16, 32, 64)}
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Everything needed to rebuild a detector (stored in the run's plan, so checkpoints describe themselves).
+
+    Attributes:
+        architecture: ``retinanet`` | ``fcos`` | ``faster_rcnn`` | ``yolov8n`` ...
+        encoder: ``resnet18``/``34``/``50``/``101`` (torchvision) or ``timm:<name>``; ignored for YOLO.
+        num_classes: Object classes, background not counted.
+        image_size: Square input side ``S`` in pixels.
+        anchor_sizes: Per feature level, the anchor sides in input pixels (RetinaNet: 3 per level; Faster
+            R-CNN: 1 per level; FCOS: the level strides, one per level).
+        aspect_ratios: Anchor height/width ratios, shared by all levels.
+        score_threshold: Lowest score kept in the output.
+        nms_iou: IoU of non-maximum suppression.
+        detections_per_image: At most this many boxes per image.
+        input_mean, input_std: Osteon's normalisation (YOLO undoes it: it expects 0..1 RGB).
+        fpn_channels: Width of the feature pyramid and of the heads (torchvision: 256; 128 costs a quarter
+            of the head's compute, which dominates on CPUs).
+    """
+
+    architecture: str
+    encoder: str
+    num_classes: int
+    image_size: int
+    anchor_sizes: tuple[tuple[float, ...], ...] = ()
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    score_threshold: float = 0.05
+    nms_iou: float = 0.5
+    detections_per_image: int = 100
+    input_mean: float = 0.5
+    input_std: float = 0.25
+    fpn_channels: int = 256
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DetectorSpec:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known["anchor_sizes"] = tuple(tuple(float(s) for s in level) for level in known.get("anchor_sizes", ()))
+        known["aspect_ratios"] = tuple(float(r) for r in known.get("aspect_ratios", (0.5, 1.0, 2.0)))
+        return cls(**known)
+
+
+class Detector(nn.Module):
+    """A torchvision detector behind Osteon's two-method interface (see the module docstring).
+
+    Attributes:
+        detector: The torchvision model (its ``transform`` neither resizes nor normalises).
+        feature_layer: Dotted name of the last backbone block, for Grad-CAM.
+    """
+
+    def __init__(self, detector: nn.Module, *, feature_layer: str, label_offset: int = 0) -> None:
+        super().__init__()
+        self.detector = detector
+        self.feature_layer = feature_layer
+        self.label_offset = label_offset  # 1 where the architecture reserves class 0 for background (Faster R-CNN)
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The feature extractor (frozen by ``--freeze-backbone-epochs``)."""
+        return self.detector.backbone  # type: ignore[return-value]
+
+    def losses(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Training losses (the module must be in train mode). Labels are 0-based; a background index is added
+        here for architectures that have one (Faster R-CNN); the focal-loss heads (RetinaNet, FCOS) need none."""
+        if not self.training:
+            raise RuntimeError("Detector.losses needs train mode (model.train()); use forward() for detections.")
+        shifted = [{"boxes": t["boxes"].float(), "labels": t["labels"].long() + self.label_offset} for t in targets]
+        return self.detector(list(images), shifted)  # type: ignore[no-any-return]
+
+    def forward(self, images: torch.Tensor, covariates: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+        """Detections per image, in input pixels, 0-based labels (runs in eval mode whatever the module's mode)."""
+        was_training = self.detector.training
+        self.detector.eval()
+        try:
+            outputs = self.detector(list(images))
+        finally:
+            self.detector.train(was_training)
+        return [
+            {"boxes": o["boxes"], "scores": o["scores"], "labels": o["labels"] - self.label_offset} for o in outputs
+        ]
+
+
+class YoloDetector(nn.Module):
+    """Ultralytics' YOLO network (built from its YAML, random weights) behind the same interface.
+
+    Training happens in Ultralytics' own trainer (``osteon.pipelines.yolo``); this module predicts:
+    it turns Osteon's normalised 1-channel input back into 0..1 three-channel images, runs the network
+    and Ultralytics' NMS. Needs the ``yolo`` extra (AGPL-3.0).
+    """
+
+    def __init__(self, spec: DetectorSpec) -> None:
+        super().__init__()
+        yolo = _import_ultralytics()
+        self.net = yolo.DetectionModel(f"{spec.architecture}.yaml", ch=3, nc=spec.num_classes, verbose=False)
+        self.spec = spec
+        self.feature_layer = "net.model.9"  # SPPF, the last backbone block of YOLOv8
+
+    def losses(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        raise ConfigError(
+            "YOLO models train in Ultralytics' trainer, not in Osteon's loop. Fix: train with --backend yolo."
+        )
+
+    def forward(self, images: torch.Tensor, covariates: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+        yolo = _import_ultralytics()
+        unit = (images.float() * self.spec.input_std + self.spec.input_mean).clamp(0, 1)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            raw = self.net(unit.expand(-1, 3, -1, -1).contiguous())
+        finally:
+            self.net.train(was_training)
+        kept = yolo.non_max_suppression(
+            raw,
+            conf_thres=self.spec.score_threshold,
+            iou_thres=self.spec.nms_iou,
+            max_det=self.spec.detections_per_image,
+            nc=self.spec.num_classes,
+        )
+        return [{"boxes": k[:, :4], "scores": k[:, 4], "labels": k[:, 5].long()} for k in kept]
+
+
+def build_detector(spec: DetectorSpec, *, pretrained: str | None = None) -> nn.Module:
+    """The detector of ``spec``; ``pretrained`` is a local backbone weights file (or ``"hub"``).
+
+    Raises:
+        UnknownNameError: unknown architecture or encoder (lists the known ones).
+        ConfigError: bad anchors, or a weights file that does not fit the encoder.
+    """
+    if spec.architecture in YOLO_DETECTORS:
+        return YoloDetector(spec)
+    if spec.architecture not in TORCHVISION_DETECTORS:
+        raise UnknownNameError("detector", spec.architecture, [*TORCHVISION_DETECTORS, *YOLO_DETECTORS])
+    levels = LEVEL_STRIDES[spec.architecture]
+    if len(spec.anchor_sizes) != len(levels):
+        raise ConfigError(
+            f"{spec.architecture} needs anchor sizes for {len(levels)} feature levels (strides {levels}); "
+            f"got {len(spec.anchor_sizes)}."
+        )
+    backbone, feature_layer = _backbone(spec, pretrained=pretrained)
+    anchors = AnchorGenerator(
+        sizes=tuple(tuple(round(s) for s in level) for level in spec.anchor_sizes),
+        aspect_ratios=(tuple(spec.aspect_ratios),) * len(levels)
+        if spec.architecture != "fcos"
+        else ((1.0,),) * len(levels),
+    )
+    common = {"min_size": spec.image_size, "max_size": spec.image_size, "image_mean": [0.0], "image_std": [1.0]}
+    n = spec.num_classes  # focal-loss heads: one sigmoid per class, no background class
+    if spec.architecture == "retinanet":
+        model: nn.Module = RetinaNet(
+            backbone,
+            n,
+            anchor_generator=anchors,
+            score_thresh=spec.score_threshold,
+            nms_thresh=spec.nms_iou,
+            detections_per_img=spec.detections_per_image,
+            **common,
+        )
+    elif spec.architecture == "fcos":
+        model = FCOS(
+            backbone,
+            n,
+            anchor_generator=anchors,
+            score_thresh=spec.score_threshold,
+            nms_thresh=spec.nms_iou,
+            detections_per_img=spec.detections_per_image,
+            **common,
+        )
+    else:
+        model = FasterRCNN(
+            backbone,
+            n + 1,  # class 0 = background
+            rpn_anchor_generator=anchors,
+            box_score_thresh=spec.score_threshold,
+            box_nms_thresh=spec.nms_iou,
+            box_detections_per_img=spec.detections_per_image,
+            **common,
+        )
+    model.transform = _NoResize(spec.image_size)
+    offset = 1 if spec.architecture == "faster_rcnn" else 0
+    return Detector(model, feature_layer=f"detector.backbone.{feature_layer}", label_offset=offset)
+
+
+class _NoResize(GeneralizedRCNNTransform):
+    """torchvision's batching transform without resizing or normalising (Osteon letterboxes and normalises)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(min_size=size, max_size=size, image_mean=[0.0], image_std=[1.0], size_divisible=32)
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        return image
+
+    def resize(self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None) -> tuple[Any, Any]:
+        return image, target
+
+
+def _backbone(spec: DetectorSpec, *, pretrained: str | None) -> tuple[nn.Module, str]:
+    """The FPN backbone for ``spec`` (``out_channels`` = 256) and its last block's dotted name."""
+    faster = spec.architecture == "faster_rcnn"
+    if spec.encoder.startswith("timm:"):
+        return TimmFPN(spec.encoder[5:], faster=faster, pretrained=pretrained, channels=spec.fpn_channels), "body"
+    if spec.encoder not in RESNET_ENCODERS:
+        raise UnknownNameError("detection encoder", spec.encoder, [*RESNET_ENCODERS, "timm:<name>"])
+    weights = None
+    if pretrained == "hub":
+        weights = get_model_weights(spec.encoder).DEFAULT  # type: ignore[attr-defined]
+    body = get_model(spec.encoder, weights=weights, norm_layer=nn.BatchNorm2d)
+    returned = [1, 2, 3, 4] if faster else [2, 3, 4]
+    stage2 = body.inplanes // 8  # type: ignore[operator]  (as torchvision's resnet_fpn_backbone)
+    width = spec.fpn_channels
+    backbone = BackboneWithFPN(
+        body,
+        return_layers={f"layer{k}": str(v) for v, k in enumerate(returned)},
+        in_channels_list=[stage2 * 2 ** (k - 1) for k in returned],
+        out_channels=width,
+        extra_blocks=LastLevelMaxPool() if faster else LastLevelP6P7(width, width),
+    )
+    source = backbone.body.conv1.weight.detach() if weights is not None else None
+    if pretrained not in (None, "hub"):
+        source = _load_resnet_file(backbone.body, Path(pretrained), spec.encoder)  # type: ignore[arg-type]
+    conv = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if source is not None:  # RGB filters summed: the response to a gray image is kept (timm's adapt_input_conv)
+        with torch.no_grad():
+            conv.weight.copy_(source.sum(dim=1, keepdim=True))
+    backbone.body.conv1 = conv
+    return backbone, "body.layer4"
+
+
+def _load_resnet_file(body: nn.Module, path: Path, encoder: str) -> torch.Tensor:
+    """Load an ImageNet-style ResNet state dict into the FPN body; returns its (3-channel) conv1 weight."""
+    if not path.is_file():
+        raise ConfigError(f"pretrained={path}: no such file. Fix: pass a local {encoder} state dict, or leave it out.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    ours = body.state_dict()
+    usable = {k: v for k, v in state.items() if k in ours and k != "conv1.weight" and ours[k].shape == v.shape}
+    if not usable or "conv1.weight" not in state:
+        raise ConfigError(
+            f"pretrained={path}: its keys do not fit a torchvision {encoder} (conv1.weight, layer1.0.conv1.weight). "
+            "Fix: pass the state dict of the same ResNet."
+        )
+    body.load_state_dict(usable, strict=False)
+    return state["conv1.weight"].float()
+
+
+class TimmFPN(nn.Module):
+    """A timm encoder (``features_only``, 1 input channel) + torchvision's FPN: ``forward(x) -> OrderedDict``.
+
+    Uses the encoder's stride-8/16/32 maps (+ stride 4 for Faster R-CNN) and adds P6/P7 (RetinaNet, FCOS)
+    or a max-pooled level (Faster R-CNN), as torchvision's ResNet-FPN does. ``out_channels`` = ``channels``.
+    """
+
+    def __init__(self, name: str, *, faster: bool, pretrained: str | None = None, channels: int = 256) -> None:
+        super().__init__()
+        import timm
+
+        if not timm.is_model(name):
+            raise UnknownNameError("timm model", name, timm.list_models())
+        kwargs: dict[str, Any] = {"features_only": True, "in_chans": 1, "pretrained": pretrained is not None}
+        if pretrained not in (None, "hub"):
+            kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained)}
+        self.body = timm.create_model(name, **kwargs)
+        wanted = (4, 8, 16, 32) if faster else (8, 16, 32)
+        reductions = list(self.body.feature_info.reduction())
+        missing = [r for r in wanted if r not in reductions]
+        if missing:
+            raise ConfigError(f"timm:{name} has no feature maps at strides {missing} (it has {reductions}).")
+        self.indices = [reductions.index(r) for r in wanted]
+        widths = [self.body.feature_info.channels()[i] for i in self.indices]
+        extra = LastLevelMaxPool() if faster else LastLevelP6P7(channels, channels)
+        self.fpn = FeaturePyramidNetwork(widths, channels, extra_blocks=extra)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = self.body(x)
+        return self.fpn(OrderedDict((str(j), features[i]) for j, i in enumerate(self.indices)))
+
+
+def _import_ultralytics() -> SimpleNamespace:
+    """Ultralytics' model class and NMS, or an error naming the extra to install.
+
+    ``YOLO_OFFLINE`` is set (unless the caller set it) so that Ultralytics never tries the network.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    try:
+        from ultralytics.nn.tasks import DetectionModel
+        from ultralytics.utils.nms import non_max_suppression
+    except ImportError as exc:
+        raise ConfigError(
+            f"The YOLO backend needs Ultralytics ({exc}). Fix: pip install 'osteon[yolo]' "
+            "(note: Ultralytics is AGPL-3.0 licensed)."
+        ) from None
+    return SimpleNamespace(DetectionModel=DetectionModel, non_max_suppression=non_max_suppression)

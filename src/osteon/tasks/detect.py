@@ -1,0 +1,358 @@
+"""``detect``: boxes on radiographs (fractures, lesions) with torchvision detectors or, optionally, YOLO.
+
+Targets are the Manifest's ``boxes`` column (JSON ``[{"xyxy": [x1, y1, x2, y2], "label": name}]`` in
+original pixels); ``"[]"`` is an image without objects (a valid negative), a missing value is an
+unlabelled image (left out). Class names are the distinct box labels; background is implicit.
+
+Geometry: the engine letterboxes images to ``image_size``; boxes go into that input space with the
+image's :class:`~osteon.data.transforms.Letterbox` (``input = original * scale + pad``), are augmented
+jointly with the image (torchvision v2), and predictions are mapped back to original pixels.
+
+Outputs: ``predictions_<split>.csv`` with ``truth`` (true boxes), ``pred_boxes`` (JSON boxes with
+``score``, original pixels), ``n_boxes`` and ``max_score`` (image-level score); ``predictions.json`` and
+overlays of a sample of images beside it. Validation score (checkpointing, early stopping): mAP@0.5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from osteon.data.boxes import ImageBoxes, boxes_to_records, parse_boxes, records_to_json, to_original_space
+from osteon.data.datasets import DecodedImages
+from osteon.data.manifest import Manifest
+from osteon.data.transforms import Letterbox, Preprocessing
+from osteon.errors import ConfigError
+from osteon.metrics import detection as det_metrics
+from osteon.models.detection import DetectorSpec, build_detector
+from osteon.tasks._detect_data import DetectionDataset, collate_detection
+from osteon.tasks._detect_plan import make_plan, write_plan
+from osteon.tasks._image import identity_frame
+from osteon.tasks.base import TASKS, TaskState
+
+OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lowest score with ≤ 1 FP/image
+
+
+@dataclass(frozen=True)
+class BoxPrediction:
+    """Detections in one image.
+
+    Attributes:
+        boxes_xyxy: ``(K, 4)`` float pixels of the original image, x right / y down.
+        scores: ``(K,)`` confidences, descending.
+        labels: ``(K,)`` class names.
+        class_names: All classes of the model.
+    """
+
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    labels: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+
+@TASKS.register("detect")
+class DetectionTask:
+    """Boxes per image: torchvision RetinaNet/FCOS/Faster R-CNN, or Ultralytics YOLO (``backend="yolo"``)."""
+
+    name: ClassVar[str] = "detect"
+    collate_fn: Callable[[list[Any]], Any] | None = staticmethod(collate_detection)
+
+    def __init__(self, state: TaskState) -> None:
+        self.state = state
+
+    # -- set-up ---------------------------------------------------------------------------------
+    @classmethod
+    def setup(
+        cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None
+    ) -> TaskState:
+        """Class names from the box labels of every labelled row (each row's JSON is checked)."""
+        column = target or "boxes"
+        if column not in manifest.frame or manifest.frame[column].isna().all():
+            raise ConfigError(
+                f"{manifest.name}: no {column!r} column with boxes to learn from. Fix: load a detection dataset "
+                "(COCO, YOLO, Pascal VOC, FracAtlas) or pass --target with the column of JSON boxes."
+            )
+        if loss not in (None, "default"):
+            raise ConfigError(f"loss={loss!r}: detectors use their own losses (focal/GIoU ...); leave --loss out.")
+        names: set[str] = set()
+        for value in manifest.frame[column]:
+            if isinstance(value, str) and value:
+                boxes = json.loads(value)
+                names.update(str(b.get("label", "")) for b in boxes if isinstance(b, dict))
+        if not names:
+            raise ConfigError(f"{manifest.name}: column {column!r} has no boxes at all; a detector needs some.")
+        return TaskState("detect", column, sorted(names), None, False, "default")
+
+    @classmethod
+    def plan(cls, state: TaskState, manifest: Manifest, cfg: Any, run_path: Path) -> TaskState:
+        """Engine hook: derive anchors/sizes from the train boxes, write ``RUN/plan.json``, keep it in the state."""
+        if cfg.covariates:
+            raise ConfigError("detect takes no covariates (--covariates); remove them.")
+        prep = Preprocessing(image_size=cfg.image_size)
+        plan = make_plan(
+            manifest,
+            column=state.target,
+            class_names=state.class_names,
+            model=cfg.model,
+            encoder=cfg.encoder,
+            backend=cfg.backend,
+            image_size=cfg.image_size,
+            score_threshold=cfg.score_threshold,
+            input_mean=prep.mean,
+            input_std=prep.std,
+        )
+        write_plan(plan, Path(run_path) / "plan.json")
+        return replace(state, extra={**state.extra, "plan": plan})
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.state.class_names
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def spec(self) -> DetectorSpec:
+        plan = self.state.extra.get("plan")
+        if not plan:
+            raise ConfigError("This detection state has no plan; train through osteon.engine.train, which makes it.")
+        return DetectorSpec.from_dict(plan)
+
+    @property
+    def class_index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.class_names)}
+
+    # -- engine hooks: training -----------------------------------------------------------------
+    def build_model(self, *, model: str, pretrained: str | None, covariate_dim: int, dropout: float) -> nn.Module:
+        if covariate_dim:
+            raise ConfigError("detect takes no covariates; train without --covariates.")
+        return build_detector(self.spec, pretrained=pretrained)
+
+    def missing_targets(self, manifest: Manifest) -> np.ndarray:
+        """Rows whose ``boxes`` is missing (unlabelled); ``"[]"`` is a labelled image without objects."""
+        if self.state.target not in manifest.frame:
+            return np.ones(len(manifest), dtype=bool)
+        return manifest.frame[self.state.target].isna().to_numpy()
+
+    def make_dataset(
+        self,
+        manifest: Manifest,
+        rows: np.ndarray,
+        decoded: DecodedImages,
+        *,
+        covariates: np.ndarray | None,
+        augment: Callable[..., Any] | None,
+        prep: Preprocessing,
+    ) -> Dataset:
+        """Validated boxes (sizes, inside the image, known classes) mapped into the letterboxed input."""
+        geometry: list[Letterbox] = [g for g in decoded.geometry]  # type: ignore[misc]
+        targets = [
+            self.true_boxes(manifest, int(row), size_hw=g.original_hw) for row, g in zip(rows, geometry, strict=True)
+        ]
+        return DetectionDataset(decoded.stack, targets, geometry, prep, augment=augment, indices=np.asarray(rows))
+
+    def true_boxes(self, manifest: Manifest, row: int, *, size_hw: tuple[int, int] | None = None) -> ImageBoxes:
+        """The validated true boxes of one Manifest row (none when the column is absent or empty)."""
+        column = self.state.target
+        value = manifest.frame.at[row, column] if column in manifest.frame else None
+        return parse_boxes(
+            value, class_index=self.class_index, image=str(manifest.frame.at[row, "image"]), size_hw=size_hw
+        )
+
+    def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
+        return None
+
+    def training_loss(
+        self, model: nn.Module, batch: dict[str, Any], class_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        losses = model.losses(batch["image"], batch["targets"])  # type: ignore[operator]
+        return sum(losses.values())  # type: ignore[return-value]
+
+    def validation_records(self, model: nn.Module, batch: dict[str, Any]) -> list[Any]:
+        """Per image ``(pred ImageBoxes, true ImageBoxes)`` in input pixels (IoU does not change with scale)."""
+        outputs = model(batch["image"])
+        records = []
+        for out, target in zip(outputs, batch["targets"], strict=True):
+            pred = ImageBoxes(_np(out["boxes"]), _np(out["labels"]).astype(np.int64), _np(out["scores"]))
+            true = ImageBoxes(_np(target["boxes"]), _np(target["labels"]).astype(np.int64))
+            records.append((pred, true))
+        return records
+
+    def monitor_records(self, records: list[Any]) -> float:
+        """Validation mAP@0.5 (pycocotools)."""
+        preds, truth = [r[0] for r in records], [r[1] for r in records]
+        if not any(len(t) for t in truth):
+            return float("nan")
+        return det_metrics.coco_map_scores(truth, preds, n_classes=self.num_outputs)["map50"]
+
+    def fit_run(self, run_path: Path, cfg: Any, *, resume: bool, progress: bool) -> bool:
+        """Engine hook: train with an external trainer when the plan's backend is not torchvision.
+
+        Returns False for the torchvision backend (the engine trains with Lightning), True after the
+        YOLO backend trained and exported the run.
+        """
+        if self.spec_backend == "torchvision":
+            return False
+        from osteon.pipelines.yolo import fit_yolo_run  # the optional backend (extra 'yolo')
+
+        fit_yolo_run(Path(run_path), cfg, task=self, resume=resume, progress=progress)
+        return True
+
+    @property
+    def spec_backend(self) -> str:
+        return str(self.state.extra.get("plan", {}).get("backend", "torchvision"))
+
+    # -- predictions ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_rows(
+        self,
+        model: nn.Module,
+        manifest: Manifest,
+        dataset: Dataset,
+        *,
+        batch_size: int = 16,
+        out_dir: Path | None = None,
+    ) -> pd.DataFrame:
+        """One row per image: identifiers, ``truth`` (when known), ``pred_boxes`` (JSON, original pixels),
+        ``n_boxes``, ``max_score``, ``width``, ``height``. With ``out_dir``: ``predictions.json`` + overlays."""
+        from torch.utils.data import DataLoader
+
+        was_training = model.training
+        model.eval()
+        predictions: list[BoxPrediction] = []
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_detection):
+            geometry = [dataset.geometry[int(p)] for p in batch["position"]]  # type: ignore[attr-defined]
+            predictions.extend(self.predict(model(batch["image"]), geometry=geometry))
+        model.train(was_training)
+        rows = np.asarray(dataset.indices)  # type: ignore[attr-defined]
+        frame = identity_frame(manifest, rows, self.state, numeric=False)
+        frame["pred_boxes"] = [
+            records_to_json(
+                boxes_to_records(p.boxes_xyxy, [self.class_index[n] for n in p.labels], self.class_names, p.scores)
+            )
+            for p in predictions
+        ]
+        frame["n_boxes"] = [len(p.scores) for p in predictions]
+        frame["max_score"] = [float(p.scores.max()) if len(p.scores) else 0.0 for p in predictions]
+        frame["height"] = [g.original_hw[0] for g in dataset.geometry]  # type: ignore[attr-defined]
+        frame["width"] = [g.original_hw[1] for g in dataset.geometry]  # type: ignore[attr-defined]
+        if out_dir is not None and len(frame):
+            self._write_outputs(frame, manifest, Path(out_dir))
+        return frame
+
+    def predict(
+        self, outputs: list[dict[str, torch.Tensor]], *, geometry: list[Letterbox] | None = None
+    ) -> list[BoxPrediction]:
+        """Typed predictions; boxes in original pixels when ``geometry`` is given, else in input pixels."""
+        names = tuple(self.class_names)
+        out = []
+        for k, o in enumerate(outputs):
+            boxes, scores, labels = _np(o["boxes"]).astype(np.float64), _np(o["scores"]), _np(o["labels"]).astype(int)
+            if geometry is not None:
+                boxes = to_original_space(boxes, geometry[k])
+                keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (labels >= 0)
+                boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            order = np.argsort(-scores, kind="stable")
+            out.append(BoxPrediction(boxes[order], scores[order], tuple(names[i] for i in labels[order]), names))
+        return out
+
+    @torch.inference_mode()
+    def predict_image(self, model: nn.Module, path: str | Path, *, prep: Preprocessing) -> BoxPrediction:
+        """The :class:`BoxPrediction` of one 2D image file, boxes in its original pixels (``Predictor`` hook)."""
+        from osteon.data.transforms import load_unit_image, normalize
+
+        unit, geometry = load_unit_image(path, prep)
+        was_training = model.training
+        model.eval()
+        outputs = model(normalize(torch.from_numpy(unit)[None, None], prep))
+        model.train(was_training)
+        return self.predict(outputs, geometry=[geometry])[0]
+
+    def _write_outputs(self, frame: pd.DataFrame, manifest: Manifest, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        images = [
+            {
+                "image": str(manifest.resolve(row["image"])),
+                "width": int(row["width"]),
+                "height": int(row["height"]),
+                "boxes": json.loads(row["pred_boxes"]),
+            }
+            for _, row in frame.iterrows()
+        ]
+        payload = {
+            "class_names": self.class_names,
+            "coordinates": "xyxy pixels of the original image",
+            "images": images,
+        }
+        (out_dir / "predictions.json").write_text(json.dumps(payload, indent=1))
+        from osteon.report.box_overlays import draw_box_overlays  # drawing only; no engine import
+
+        in_run = (out_dir.parent / "config.yaml").is_file()
+        figures = (
+            out_dir.parent / "figures" / f"overlays_{out_dir.name.removeprefix('outputs_')}"
+            if in_run
+            else out_dir / "overlays"
+        )
+        draw_box_overlays(frame.assign(image=[i["image"] for i in images]), figures)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def _parse_frame(self, frame: pd.DataFrame) -> tuple[list[ImageBoxes], list[ImageBoxes]]:
+        truth = [
+            parse_boxes(v, class_index=self.class_index, image=str(i))
+            for v, i in zip(frame["truth"], frame["image"], strict=True)
+        ]
+        preds = [
+            parse_boxes(v, class_index=self.class_index, image=str(i), scored=True)
+            for v, i in zip(frame["pred_boxes"], frame["image"], strict=True)
+        ]
+        return truth, preds
+
+    def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
+        """The lowest box score with ≤ 1 false positive per image on validation (FROC hit rule IoU ≥ 0.5)."""
+        if "truth" not in frame or frame["truth"].isna().all():
+            return None
+        labelled = frame[frame["truth"].notna()]
+        truth, preds = self._parse_frame(labelled)
+        threshold = det_metrics.choose_score_threshold(truth, preds, fp_per_image=OPERATING_FP_PER_IMAGE)
+        if not np.isfinite(threshold):
+            return None
+        return {
+            "threshold": threshold,
+            "method": f"fp_per_image<={OPERATING_FP_PER_IMAGE:g}",
+            "chosen_on": "val",
+            "n": len(labelled),
+        }
+
+    def evaluate(
+        self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
+    ) -> dict[str, Any]:
+        """mAP@0.5, mAP@0.5:0.95, per-class AP, FROC, image-level AUC with CIs (patients resampled when known)."""
+        truth, preds = self._parse_frame(frame)
+        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        threshold = float(operating_point["threshold"]) if operating_point else None
+        result = det_metrics.detection_report(
+            truth,
+            preds,
+            class_names=self.class_names,
+            groups=groups,
+            n_resamples=n_resamples,
+            seed=seed,
+            score_threshold=threshold,
+        )
+        result["operating_point"] = operating_point or {"threshold": None, "method": "none (no val predictions)"}
+        result["backend"] = self.spec_backend
+        return result
+
+
+def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    return t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
