@@ -15,7 +15,7 @@ the plain loop with torch's default thread count against ``--threads``.
 
 Usage::
 
-    .venv/bin/python benchmarks/engine_overhead.py --reps 3 --steps 8 --threads 1 --thread-check
+    .venv/bin/python benchmarks/engine_overhead.py --reps 2 --steps 6 --threads 1 --thread-check
 """
 
 from __future__ import annotations

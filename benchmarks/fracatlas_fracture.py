@@ -9,7 +9,7 @@ test metrics on the images without hardware, joining ``predictions_test.csv`` wi
 
 Usage::
 
-    .venv/bin/python benchmarks/fracatlas_fracture.py --epochs 10 --image-size 224
+    .venv/bin/python benchmarks/fracatlas_fracture.py --epochs 8 --image-size 192 --threads 1
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ KEYS = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "balanced
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(SHARED_DATA / "fracatlas"), help="FracAtlas root folder")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--model", default="resnet18")
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--image-size", type=int, default=192)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hflip", action="store_true", help="Horizontal flips (off by default, as in the engine)")

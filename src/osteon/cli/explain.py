@@ -1,4 +1,4 @@
-"""``osteon explain RUN IMAGE... --out DIR [--method gradcam] [--target-layer NAME] [--class NAME] [--sanity-check]``."""
+"""``osteon explain RUN IMAGE... --out DIR [--method M] [--target-layer NAME] [--class NAME] [--sanity-check]``."""
 
 from __future__ import annotations
 
@@ -19,14 +19,19 @@ def explain_command(
     images: Annotated[list[Path], typer.Argument(help="Image files to explain.")],
     out: Annotated[Path, typer.Option(help="Folder for the overlays (PNG) and raw maps (.npy).")] = Path("cams"),
     method: Annotated[
-        str, typer.Option(help="gradcam, gradcam++, hirescam, xgradcam, layercam, eigencam, eigengradcam, scorecam, ablationcam.")
+        str,
+        typer.Option(
+            help="gradcam, gradcam++, hirescam, xgradcam, layercam, eigencam, eigengradcam, scorecam, ablationcam."
+        ),
     ] = "gradcam",
     target_layer: Annotated[
         str | None, typer.Option(help="Dotted layer name (default: the model's registered feature layer).")
     ] = None,
     classes: Annotated[
         list[str] | None,
-        typer.Option("--class", help="Class or grade to explain (repeatable; 'all' for every class). Default: the prediction."),
+        typer.Option(
+            "--class", help="Class or grade to explain (repeatable; 'all' for every class). Default: the prediction."
+        ),
     ] = None,
     sanity_check: Annotated[
         bool, typer.Option(help="Also run the cascading model-randomisation check (Adebayo et al. 2018) per image.")
@@ -45,7 +50,12 @@ def explain_command(
         predictor = Predictor.from_run(run)
         out.mkdir(parents=True, exist_ok=True)
         for image in images:
-            for e in explain_targets(predictor, image, method=method, targets=classes, layer=target_layer, out_dir=out):
+            explanations = explain_targets(
+                predictor, image, method=method, targets=classes, layer=target_layer, out_dir=out
+            )
+            if not explanations:
+                console.print(f"{image.name}: the model predicts nothing to explain here (no box or region).")
+            for e in explanations:
                 score = f"{e.score:.3f}" if e.score is not None else "—"
                 console.print(f"{image.name}: target {e.target} (score {score}, predicted {e.prediction})")
                 typer.echo(str(e.overlay))

@@ -20,7 +20,9 @@ def report_command(
     ] = None,
     external: Annotated[
         list[str] | None,
-        typer.Option(help="metrics.json key of an external evaluation (`osteon evaluate RUN --data OTHER`); repeatable."),
+        typer.Option(
+            help="metrics.json key of an external evaluation (`osteon evaluate RUN --data OTHER`); repeatable."
+        ),
     ] = None,
     subgroups: Annotated[
         list[str] | None, typer.Option(help="Extra Manifest column for the subgroup table (repeatable).")

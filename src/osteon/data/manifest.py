@@ -130,7 +130,8 @@ class Manifest:
     def resolve(self, relative: str | os.PathLike[str]) -> Path:
         """Absolute path of an ``image``/``mask`` entry."""
         p = Path(relative)
-        return p if p.is_absolute() else self.root / p
+        # normpath (not resolve): absolute and free of "..", so tables join on it, symlinks kept
+        return Path(os.path.normpath(p if p.is_absolute() else Path(os.path.abspath(self.root)) / p))
 
     def paths(self) -> list[Path]:
         """Absolute path of every image, in row order."""

@@ -173,11 +173,10 @@ def read_label_map(path: str | Path, *, expected_hw: tuple[int, int] | None = No
             array = array[0]
     else:
         array = _read_raster_labels(path)
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise ImageReadError(
-                path, "holds non-integer values; a label map stores class numbers.", "save the mask as integers."
-            )
+    if array.dtype.kind == "f" and not (np.all(np.isfinite(array)) and np.all(array == np.round(array))):
+        raise ImageReadError(
+            path, "holds non-integer values; a label map stores class numbers.", "save the mask as integers."
+        )
     array = array.astype(np.int64)
     if expected_hw is not None and array.ndim == 2 and tuple(array.shape) != tuple(expected_hw):
         raise ImageReadError(
@@ -303,7 +302,7 @@ def probabilities_to_original(probabilities: torch.Tensor, geometry: Letterbox) 
     ``(row + 0.5) * scale + pad_y``), so the result is aligned with the original image whatever its size
     or aspect ratio.
     """
-    c, s_h, s_w = probabilities.shape
+    _, s_h, s_w = probabilities.shape
     h, w = geometry.original_hw
     dtype = probabilities.dtype if probabilities.dtype.is_floating_point else torch.float32
     xs = ((torch.arange(w, dtype=torch.float64) + 0.5) * geometry.scale + geometry.pad_x) / s_w * 2 - 1

@@ -88,6 +88,9 @@ class TrainConfig(BaseModel):
     num_nodes: int = Field(1, ge=1)
     strategy: str = Field("auto", description="auto | ddp | ddp_spawn | fsdp ...")
     num_workers: int = Field(0, ge=0, description="DataLoader workers (images are decoded once and cached)")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: torch's choice; 1 is faster on a busy shared machine)"
+    )
 
     @field_validator("covariates", mode="before")
     @classmethod

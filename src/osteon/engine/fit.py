@@ -120,6 +120,8 @@ def _fit(
     run: RunDir, cfg: TrainConfig, *, ckpt_path: Path | None, callbacks: Sequence[L.Callback], progress: bool
 ) -> RunDir:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     state = run.read_json(run.state)
     task = build_task(TaskState(**state["task"]))
     fit_run = getattr(task, "fit_run", None)  # optional hook: a backend with its own trainer (detect: YOLO)
@@ -170,7 +172,7 @@ def _build_datasets(
         if cfg.augment
         else None
     )
-    split = manifest.frame["split"].to_numpy()
+    split = manifest.frame["split"].fillna("").to_numpy()  # rows without a split (NA) are in no part
     datasets: dict[str, Dataset] = {}
     excluded = [excluded_rows(manifest.frame, np.flatnonzero(missing), "no value in the target column")]
     for name in ("train", "val"):

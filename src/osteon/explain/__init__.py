@@ -8,6 +8,7 @@ Example:
     ((2880, 2304), PosixPath('cams/IMG0000019_gradcam_1.png'))
 """
 
+from osteon.explain import dense_targets as _dense_targets  # noqa: F401  (registers segment/detect adapters)
 from osteon.explain.explainer import Explanation, InputMaps, explain_image, explain_targets, input_maps
 from osteon.explain.geometry import fit_within, input_region, to_original
 from osteon.explain.methods import CamMethod, compute_cams, parse_method, resolve_layer
@@ -43,8 +44,8 @@ __all__ = [
     "parse_method",
     "randomization_sanity_check",
     "resolve_layer",
-    "save_overlay",
     "sanity_figure",
+    "save_overlay",
     "save_sanity_figure",
     "to_original",
     "with_colorbar",

@@ -37,6 +37,7 @@ class Explanation:
         input_map: ``(S, S)`` the same map on the model's letterboxed input.
         overlay: PNG written by ``out_dir`` (map over the image + colour bar), else ``None``.
         raw: ``.npy`` of ``map`` written by ``out_dir``, else ``None``.
+        region: The explained box ``(x1, y1, x2, y2)`` in original pixels (detection), else ``None``.
     """
 
     image: Path
@@ -49,6 +50,7 @@ class Explanation:
     input_map: np.ndarray
     overlay: Path | None = None
     raw: Path | None = None
+    region: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,19 +99,19 @@ def input_maps(
     with torch.no_grad():
         output = module(x)
     chosen = adapter.targets(predictor.task, output, targets)
-    layer_name = layer or str(getattr(predictor.model, "feature_layer", "") or "")
-    if not layer_name:
-        from osteon.errors import ConfigError
-
-        raise ConfigError("The model names no feature layer for CAMs. Fix: pass --target-layer NAME.")
+    layer_name = layer or adapter.default_layer(predictor.model, x)
     target_layer = resolve_layer(predictor.model, layer_name)
-    maps = compute_cams(
-        module,
-        x,
-        [t.fn for t in chosen],
-        layer=target_layer,
-        method=method,
-        reshape_transform=adapter.reshape_transform(predictor.model),
+    maps = (
+        compute_cams(
+            module,
+            x,
+            [t.fn for t in chosen],
+            layer=target_layer,
+            method=method,
+            reshape_transform=adapter.reshape_transform(predictor.model),
+        )
+        if chosen
+        else []
     )
     return InputMaps(Path(path), unit, box, chosen, maps, _prediction(predictor, output), method.value, layer_name)
 
@@ -143,16 +145,35 @@ def explain_targets(
     out: list[Explanation] = []
     for target, input_map in zip(maps.targets, maps.maps, strict=True):
         original = to_original(input_map, maps.geometry, predictor.preprocessing)
+        region = region_to_original(target.region, maps.geometry) if target.region is not None else None
         overlay = raw = None
         if out_dir is not None and background is not None:
-            overlay, raw = _write(Path(out_dir), Path(path), maps.method, target.name, background, original)
+            overlay, raw = _write(Path(out_dir), Path(path), maps.method, target.name, background, original, region)
         out.append(
             Explanation(
-                Path(path), target.name, target.score, maps.prediction, maps.method, maps.layer, original, input_map,
-                overlay, raw,
+                Path(path),
+                target.name,
+                target.score,
+                maps.prediction,
+                maps.method,
+                maps.layer,
+                original,
+                input_map,
+                overlay,
+                raw,
+                region,
             )
         )
     return out
+
+
+def region_to_original(
+    box: tuple[float, float, float, float], geometry: Letterbox
+) -> tuple[float, float, float, float]:
+    """An ``(x1, y1, x2, y2)`` box from input pixels to original pixels (``original = (input - pad) / scale``)."""
+    x1, y1, x2, y2 = box
+    s = geometry.scale
+    return ((x1 - geometry.pad_x) / s, (y1 - geometry.pad_y) / s, (x2 - geometry.pad_x) / s, (y2 - geometry.pad_y) / s)
 
 
 def explain_image(
@@ -204,7 +225,13 @@ def _original_image(path: str | Path) -> np.ndarray:
 
 
 def _write(
-    out_dir: Path, path: Path, method: str, target: str, background: np.ndarray, cam: np.ndarray
+    out_dir: Path,
+    path: Path,
+    method: str,
+    target: str,
+    background: np.ndarray,
+    cam: np.ndarray,
+    region: tuple[float, float, float, float] | None = None,
 ) -> tuple[Path, Path]:
     from osteon.explain.overlay import save_overlay
 
@@ -212,7 +239,7 @@ def _write(
     stem = f"{path.stem}_{safe_name(method)}_{safe_name(target)}"
     if background.shape != cam.shape:  # should not happen: both are the displayed image's grid
         raise ValueError(f"{path}: image {background.shape} and map {cam.shape} differ.")
-    overlay = save_overlay(background, cam, out_dir / f"{stem}.png")
+    overlay = save_overlay(background, cam, out_dir / f"{stem}.png", box=region)
     raw = out_dir / f"{stem}.npy"
     np.save(raw, cam.astype(np.float32))
     return overlay, raw

@@ -46,7 +46,7 @@ def with_colorbar(rgb: np.ndarray, *, cmap: str = DEFAULT_CMAP, label: str = "")
     Returns:
         ``(H, W + bar, 3)`` uint8 RGB.
     """
-    h, w = rgb.shape[:2]
+    h = rgb.shape[0]
     font_size = max(10, min(48, h // 28))
     bar_w = max(12, font_size)
     margin = max(4, font_size // 3)
@@ -74,11 +74,33 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def draw_box(
+    rgb: np.ndarray, box: tuple[float, float, float, float], *, color: tuple[int, int, int] = (255, 255, 255)
+) -> np.ndarray:
+    """``rgb`` with the outline of ``(x1, y1, x2, y2)`` (pixels) drawn on it, line width ~1/200 of the image."""
+    pil = PILImage.fromarray(rgb)
+    width = max(1, max(rgb.shape[:2]) // 200)
+    ImageDraw.Draw(pil).rectangle([float(v) for v in box], outline=color, width=width)
+    return np.asarray(pil)
+
+
 def save_overlay(
-    image: np.ndarray, cam: np.ndarray, path: str | Path, *, alpha: float = 0.45, cmap: str = DEFAULT_CMAP
+    image: np.ndarray,
+    cam: np.ndarray,
+    path: str | Path,
+    *,
+    alpha: float = 0.45,
+    cmap: str = DEFAULT_CMAP,
+    box: tuple[float, float, float, float] | None = None,
 ) -> Path:
-    """Write the blended map with its colour bar as a PNG (the image part at the image's own resolution)."""
+    """Write the blended map with its colour bar as a PNG (the image part at the image's own resolution).
+
+    ``box``: an ``(x1, y1, x2, y2)`` region (original pixels) outlined on the overlay, e.g. the explained detection.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.fromarray(with_colorbar(blend(image, cam, alpha=alpha, cmap=cmap), cmap=cmap)).save(path)
+    rgb = blend(image, cam, alpha=alpha, cmap=cmap)
+    if box is not None:
+        rgb = draw_box(rgb, box)
+    PILImage.fromarray(with_colorbar(rgb, cmap=cmap)).save(path)
     return path

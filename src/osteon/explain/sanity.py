@@ -145,12 +145,17 @@ def randomization_sanity_check(
     adapter = cam_adapter_for(predictor.task.name)
     _, _, x = model_input(predictor, path)
     cov = covariate_tensor(predictor, covariates)
-    layer_name = layer or str(predictor.model.feature_layer)  # type: ignore[attr-defined]
+    layer_name = layer or adapter.default_layer(predictor.model, x)
     model = copy.deepcopy(predictor.model).eval()
     module = adapter.cam_model(model, cov)
     with torch.no_grad():
         output = module(x)
-    target = adapter.targets(predictor.task, output, [target_class] if target_class else None)[0]
+    chosen = adapter.targets(predictor.task, output, [target_class] if target_class else None)
+    if not chosen:
+        from osteon.errors import ConfigError
+
+        raise ConfigError(f"{path}: the model predicts nothing to explain there (e.g. no box); pick another image.")
+    target = chosen[0]
     transform = adapter.reshape_transform(model)
 
     def cam_of(net: nn.Module) -> np.ndarray:

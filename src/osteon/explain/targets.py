@@ -62,6 +62,10 @@ class CamAdapter(Protocol):
         """Turns the target layer's output into ``(B, C, h, w)``, or ``None`` when it already is."""
         ...
 
+    def default_layer(self, model: nn.Module, x: torch.Tensor) -> str:
+        """Dotted name (inside ``model``) of the layer to use when none is given; ``x`` is a model input."""
+        ...
+
 
 CAM_ADAPTERS: Registry[type] = Registry("CAM adapter")
 
@@ -117,6 +121,12 @@ class _ImageModelAdapter:
 
     def reshape_transform(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
         return None
+
+    def default_layer(self, model: nn.Module, x: torch.Tensor) -> str:
+        layer = str(getattr(model, "feature_layer", "") or "")
+        if not layer:
+            raise ConfigError("The model names no feature layer for CAMs. Fix: pass --target-layer NAME.")
+        return layer
 
 
 class _Logit:

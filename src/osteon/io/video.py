@@ -41,7 +41,7 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: ``index`` (0-based, in decoding order), ``time`` in seconds, ``array`` ``(H, W)`` in [0, 1]."""
+    """One decoded frame: ``index`` (0-based, decoding order), ``time`` in seconds, ``array`` ``(H, W)`` in [0, 1]."""
 
     index: int
     time: float | None
@@ -140,9 +140,7 @@ def read_frames(path: str | Path, *, every: int = 1, max_frames: int | None = No
         container.close()
 
 
-def write_video(
-    path: str | Path, frames: Iterable[np.ndarray], *, fps: int = 10, codec: str | None = None
-) -> Path:
+def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: int = 10, codec: str | None = None) -> Path:
     """Write ``frames`` (``(H, W)`` or ``(H, W, 3)``; uint8, or float in [0, 1]) as a video file.
 
     The codec defaults to MPEG-4 Part 2 (``mpeg4``), which every FFmpeg build encodes, in ``.mp4``

@@ -7,7 +7,8 @@ inputs raise :class:`MetricInputError`.
 
 Families: binary classification (``classification``), multiclass/multilabel (``multiclass``),
 ordinal grades (``ordinal``), regression (``regression``), calibration (``calibration``), DeLong's
-test (``delong``), bootstrap intervals by patient (``bootstrap_ci``, ``paired_bootstrap_test``) and the
+test (``delong``), detection (``detection``: COCO mAP through pycocotools, FROC), bootstrap
+intervals by patient (``bootstrap_ci``, ``paired_bootstrap_test``) and the
 report builders the engine calls (``binary_report``, ``multiclass_report``, ``ordinal_report``,
 ``regression_report``).
 """
@@ -32,6 +33,13 @@ from osteon.metrics.classification import (
     specificity_score,
 )
 from osteon.metrics.delong import delong_ci, delong_covariance, delong_test
+from osteon.metrics.detection import (
+    FROC_RATES,
+    coco_map_scores,
+    detection_report,
+    froc_curve,
+    froc_score,
+)
 from osteon.metrics.multiclass import (
     accuracy_score,
     balanced_accuracy_score,
@@ -57,6 +65,7 @@ from osteon.metrics.regression import (
 from osteon.metrics.report import binary_report, multiclass_report, ordinal_report, regression_report
 
 __all__ = [
+    "FROC_RATES",
     "ConfidenceInterval",
     "MetricInputError",
     "ThresholdMethod",
@@ -71,11 +80,15 @@ __all__ = [
     "brier_score_loss",
     "calibration_curve",
     "choose_threshold",
+    "coco_map_scores",
     "confusion_matrix",
     "delong_ci",
     "delong_covariance",
     "delong_test",
+    "detection_report",
     "expected_calibration_error",
+    "froc_curve",
+    "froc_score",
     "linear_weighted_kappa_score",
     "mean_absolute_error",
     "mean_absolute_grade_error",

@@ -262,8 +262,14 @@ def segmentation_report(
         }
         headline = {k: _ci(v, groups, n_resamples, seed) for k, v in summary.items()}
         headline.update(
-            _rates(truth_any.any(axis=1), pred_any.any(axis=1), (arrays["overlap_pixels"] > 0).any(axis=1), groups,
-                   n_resamples, seed)
+            _rates(
+                truth_any.any(axis=1),
+                pred_any.any(axis=1),
+                (arrays["overlap_pixels"] > 0).any(axis=1),
+                groups,
+                n_resamples,
+                seed,
+            )
         )
         headline["n_distance_undefined"] = int(np.isnan(arrays["hd95"]).sum())
         headline["n_truth_positive"] = int(truth_any.any(axis=1).sum())

@@ -161,7 +161,17 @@ class YoloDetector(nn.Module):
             max_det=self.spec.detections_per_image,
             nc=self.spec.num_classes,
         )
-        return [{"boxes": k[:, :4], "scores": k[:, 4], "labels": k[:, 5].long()} for k in kept]
+        h, w = images.shape[-2:]
+        return [  # clipped to the input canvas, like torchvision's detectors and Ultralytics' own predictor
+            {
+                "boxes": torch.stack(
+                    [k[:, 0].clamp(0, w), k[:, 1].clamp(0, h), k[:, 2].clamp(0, w), k[:, 3].clamp(0, h)], dim=1
+                ),
+                "scores": k[:, 4],
+                "labels": k[:, 5].long(),
+            }
+            for k in kept
+        ]
 
 
 def build_detector(spec: DetectorSpec, *, pretrained: str | None = None) -> nn.Module:

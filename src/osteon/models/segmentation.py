@@ -299,9 +299,10 @@ def load_encoder_weights(net: nn.Module, path: Path) -> None:
 
 
 def _adapt(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+    """``value`` reshaped to ``target``'s shape: equal shapes pass, a 3-channel stem is summed to 1 channel."""
     if value.shape == target.shape:
         return value
-    if value.ndim == 4 and target.ndim == 4 and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]:
-        if target.shape[1] == 1:
-            return value.sum(dim=1, keepdim=True)
+    stem = value.ndim == 4 and target.ndim == 4 and target.shape[1] == 1
+    if stem and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]:
+        return value.sum(dim=1, keepdim=True)
     return None

@@ -94,8 +94,15 @@ def write_report(
         PosixPath('runs/fa-smoke/report.html')
     """
     options = ReportOptions(
-        tuple(map(str, compare)), str(readers) if readers else None, tuple(external), tuple(subgroups), gallery_size,
-        cam_method, sanity_check, n_resamples, seed,
+        tuple(map(str, compare)),
+        str(readers) if readers else None,
+        tuple(external),
+        tuple(subgroups),
+        gallery_size,
+        cam_method,
+        sanity_check,
+        n_resamples,
+        seed,
     )
     data = RunData.load(run)
     generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -124,7 +131,14 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
     shortcuts = [w.message for w in shortcut_warnings(data, columns)]
 
     reader_table, reader_marks, n_readers = _readers(data, key, options.readers)
-    keys = [key, *[k for k in data.metrics if k != key and (k in ("val", "train") or not options.external or k in options.external)]]
+    keys = [
+        key,
+        *[
+            k
+            for k in data.metrics
+            if k != key and (k in ("val", "train") or not options.external or k in options.external)
+        ],
+    ]
     results = [result_section(data, k, readers=reader_marks if k == key else ()) for k in keys]
     comparisons = [_compare(data, other, key, options) for other in options.compare]
 
@@ -136,7 +150,8 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
     gallery_note = (
         f"{options.cam_method} maps (pytorch-grad-cam) at the model's feature layer, over each image as displayed; "
         "binary tasks show the evidence for the positive class in every group, other tasks for the predicted class."
-        if predictor is not None else "No model.pt (or its images) to compute maps: cases are listed without maps."
+        if predictor is not None
+        else "No model.pt (or its images) to compute maps: cases are listed without maps."
     )
     found = Findings(
         flow=flow,
@@ -152,8 +167,10 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
     findings, findings_summary = findings_table(data)
     top = []
     if not data.manifest.has("patient_id"):
-        top.append("The data have no patient ids: the split is by image, so one patient's images can be on both sides "
-                   "(leakage); intervals resample images, not patients.")
+        top.append(
+            "The data have no patient ids: the split is by image, so one patient's images can be on both sides "
+            "(leakage); intervals resample images, not patients."
+        )
     top += [f"Possible shortcut — {s}" for s in shortcuts[:3]]
     context = {
         "meta": {
@@ -245,8 +262,11 @@ def _sanity(predictor: Any, shown: list[Path], options: ReportOptions) -> dict[s
             "explains the image, not the model."
         ),
     )
-    return {"table": table, "figure": Figure("Maps after each randomisation step", figs.data_uri(sanity_figure(result))),
-            "result": result.to_dict()}
+    return {
+        "table": table,
+        "figure": Figure("Maps after each randomisation step", figs.data_uri(sanity_figure(result))),
+        "result": result.to_dict(),
+    }
 
 
 def _patients_in_two_splits(data: RunData) -> int | None:

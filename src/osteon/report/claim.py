@@ -22,12 +22,33 @@ CITATION = (
 
 #: (number, section, topic, paraphrased item)
 CLAIM_ITEMS: tuple[tuple[int, str, str, str], ...] = (
-    (1, "Title and abstract", "Title", "Identify the study as using AI methods and name the category of technology (e.g. deep learning)."),
-    (2, "Title and abstract", "Abstract", "Structured summary of design, methods, results and conclusions, incl. population, data partitions, design, statistics and availability of resources."),
-    (3, "Introduction", "Background", "Scientific and clinical background, current practice, intended use and clinical role of the AI approach."),
+    (
+        1,
+        "Title and abstract",
+        "Title",
+        "Identify the study as using AI methods and name the category of technology (e.g. deep learning).",
+    ),
+    (
+        2,
+        "Title and abstract",
+        "Abstract",
+        "Structured summary of design, methods, results and conclusions, incl. population, data partitions, "
+        "design, statistics and availability of resources.",
+    ),
+    (
+        3,
+        "Introduction",
+        "Background",
+        "Scientific and clinical background, current practice, intended use and clinical role of the AI approach.",
+    ),
     (4, "Introduction", "Objectives", "Study aims, objectives and hypotheses."),
     (5, "Methods — study design", "Study design", "Prospective or retrospective study."),
-    (6, "Methods — study design", "Study goal", "Study goal (model creation, exploratory, feasibility, non-inferiority ...) and intended use."),
+    (
+        6,
+        "Methods — study design",
+        "Study goal",
+        "Study goal (model creation, exploratory, feasibility, non-inferiority ...) and intended use.",
+    ),
     (7, "Methods — data", "Data sources", "State the data sources; link to public data sets."),
     (8, "Methods — data", "Eligibility criteria", "Inclusion and exclusion criteria and how the data were selected."),
     (9, "Methods — data", "Preprocessing", "Data preprocessing steps (normalisation, resampling, window/level ...)."),
@@ -35,32 +56,122 @@ CLAIM_ITEMS: tuple[tuple[int, str, str, str], ...] = (
     (11, "Methods — data", "De-identification", "De-identification methods."),
     (12, "Methods — data", "Missing data", "How missing data were handled."),
     (13, "Methods — data", "Image acquisition", "Image acquisition protocol (manufacturer, sequence, resolution ...)."),
-    (14, "Methods — reference standard", "Reference standard definition", "Definition of the reference standard, in enough detail to replicate."),
-    (15, "Methods — reference standard", "Rationale", "Rationale for choosing the reference standard over alternatives."),
+    (
+        14,
+        "Methods — reference standard",
+        "Reference standard definition",
+        "Definition of the reference standard, in enough detail to replicate.",
+    ),
+    (
+        15,
+        "Methods — reference standard",
+        "Rationale",
+        "Rationale for choosing the reference standard over alternatives.",
+    ),
     (16, "Methods — reference standard", "Annotators", "Source, qualifications and training of the annotators."),
-    (17, "Methods — reference standard", "Annotation procedure", "How the reference standard was annotated (tools, software versions, automated steps)."),
-    (18, "Methods — reference standard", "Variability", "Inter- and intra-rater variability and how discrepancies were resolved."),
-    (19, "Methods — data partitions", "Partition assignment", "How data were assigned to partitions, their proportions, and class-imbalance handling."),
-    (20, "Methods — data partitions", "Partition disjointness", "Level at which partitions are disjoint (patient, series, image)."),
-    (21, "Methods — testing data", "Test set size", "Intended size of the testing set and how it was determined (e.g. power calculation)."),
+    (
+        17,
+        "Methods — reference standard",
+        "Annotation procedure",
+        "How the reference standard was annotated (tools, software versions, automated steps).",
+    ),
+    (
+        18,
+        "Methods — reference standard",
+        "Variability",
+        "Inter- and intra-rater variability and how discrepancies were resolved.",
+    ),
+    (
+        19,
+        "Methods — data partitions",
+        "Partition assignment",
+        "How data were assigned to partitions, their proportions, and class-imbalance handling.",
+    ),
+    (
+        20,
+        "Methods — data partitions",
+        "Partition disjointness",
+        "Level at which partitions are disjoint (patient, series, image).",
+    ),
+    (
+        21,
+        "Methods — testing data",
+        "Test set size",
+        "Intended size of the testing set and how it was determined (e.g. power calculation).",
+    ),
     (22, "Methods — model", "Architecture", "Detailed model description: inputs, outputs, layers, connections."),
     (23, "Methods — model", "Software", "Software libraries, frameworks and packages, with versions."),
-    (24, "Methods — model", "Initialisation", "Initialisation of parameters (random, transfer learning and its source)."),
-    (25, "Methods — training", "Training details", "Training procedure: augmentation, hyperparameters, convergence monitoring, stopping."),
+    (
+        24,
+        "Methods — model",
+        "Initialisation",
+        "Initialisation of parameters (random, transfer learning and its source).",
+    ),
+    (
+        25,
+        "Methods — training",
+        "Training details",
+        "Training procedure: augmentation, hyperparameters, convergence monitoring, stopping.",
+    ),
     (26, "Methods — training", "Model selection", "Method and metric for selecting the final model."),
     (27, "Methods — training", "Ensembling", "If an ensemble is used, its members and how outputs are combined."),
-    (28, "Methods — evaluation", "Metrics", "Performance metrics and their rationale; comparison with published models."),
-    (29, "Methods — evaluation", "Statistics", "Uncertainty (confidence intervals) and statistical tests of significance."),
+    (
+        28,
+        "Methods — evaluation",
+        "Metrics",
+        "Performance metrics and their rationale; comparison with published models.",
+    ),
+    (
+        29,
+        "Methods — evaluation",
+        "Statistics",
+        "Uncertainty (confidence intervals) and statistical tests of significance.",
+    ),
     (30, "Methods — evaluation", "Robustness", "Robustness or sensitivity analysis."),
-    (31, "Methods — evaluation", "Explainability", "Methods for explainability or interpretability (e.g. saliency maps) and how they were validated."),
-    (32, "Methods — evaluation", "Internal testing", "Evaluation on internal data; consistency between training and test performance."),
+    (
+        31,
+        "Methods — evaluation",
+        "Explainability",
+        "Methods for explainability or interpretability (e.g. saliency maps) and how they were validated.",
+    ),
+    (
+        32,
+        "Methods — evaluation",
+        "Internal testing",
+        "Evaluation on internal data; consistency between training and test performance.",
+    ),
     (33, "Methods — evaluation", "External testing", "Evaluation on external data, or why it was not done."),
     (34, "Methods — evaluation", "Trial registration", "If applicable, registration of a clinical trial."),
-    (35, "Results — data", "Participant flow", "Numbers of patients/examinations included and excluded, with a flow diagram."),
-    (36, "Results — data", "Characteristics", "Demographic and clinical characteristics of each partition; potential sources of bias."),
-    (37, "Results — model performance", "Performance", "Final model performance against the reference standard, across partitions and subgroups."),
-    (38, "Results — model performance", "Accuracy estimates", "Estimates of diagnostic accuracy with 95% confidence intervals (ROC analysis where applicable)."),
-    (39, "Results — model performance", "Failure analysis", "Failure analysis of incorrectly classified cases (confusion matrix, examples)."),
+    (
+        35,
+        "Results — data",
+        "Participant flow",
+        "Numbers of patients/examinations included and excluded, with a flow diagram.",
+    ),
+    (
+        36,
+        "Results — data",
+        "Characteristics",
+        "Demographic and clinical characteristics of each partition; potential sources of bias.",
+    ),
+    (
+        37,
+        "Results — model performance",
+        "Performance",
+        "Final model performance against the reference standard, across partitions and subgroups.",
+    ),
+    (
+        38,
+        "Results — model performance",
+        "Accuracy estimates",
+        "Estimates of diagnostic accuracy with 95% confidence intervals (ROC analysis where applicable).",
+    ),
+    (
+        39,
+        "Results — model performance",
+        "Failure analysis",
+        "Failure analysis of incorrectly classified cases (confusion matrix, examples).",
+    ),
     (40, "Discussion", "Limitations", "Limitations: methods, materials, biases, generalisability."),
     (41, "Discussion", "Implications", "Implications for practice, intended use, and barriers to translation."),
     (42, "Other information", "Protocol", "Where the full study protocol can be accessed."),
@@ -118,9 +229,16 @@ def claim_table(items: list[ClaimItem]) -> Table:
     flags = [{"filled": "ok", "partial": "partial", "authors": ""}[i.status] for i in items]
     filled = sum(i.status == "filled" for i in items)
     partial = sum(i.status == "partial" for i in items)
-    note = f"{filled} items answered from the run, {partial} partly, {len(items) - filled - partial} left to the authors. {CITATION}."
-    return Table("CLAIM 2024 checklist", ["#", "section", "topic", "item (paraphrased)", "answer", "source"], rows,
-                 note=note, kind="checklist", flags=flags)
+    rest = len(items) - filled - partial
+    note = f"{filled} items answered from the run, {partial} partly, {rest} left to the authors. {CITATION}."
+    return Table(
+        "CLAIM 2024 checklist",
+        ["#", "section", "topic", "item (paraphrased)", "answer", "source"],
+        rows,
+        note=note,
+        kind="checklist",
+        flags=flags,
+    )
 
 
 def claim_summary(items: list[ClaimItem]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ def matched_cases(a: RunData, b: RunData, key: str) -> tuple[pd.DataFrame, pd.Da
     for run in (a, b):
         if key not in run.predictions:
             raise ConfigError(
-                f"{run.run.path} has no predictions for {key!r}. Fix: run `osteon evaluate {run.run.path} --split {key}`."
+                f"{run.run.path} has no predictions for {key!r}. "
+                f"Fix: run `osteon evaluate {run.run.path} --split {key}`."
             )
     if a.task != b.task or a.task_state.get("class_names") != b.task_state.get("class_names"):
         raise ConfigError(
@@ -99,7 +100,9 @@ def compare_runs(a: RunData, b: RunData, *, key: str, n_resamples: int = 1000, s
                 qwk = partial(metrics.quadratic_weighted_kappa_score, n_grades=len(names))
                 qwk.__name__ = "quadratic_weighted_kappa_score"  # type: ignore[attr-defined]
                 rows.append(_bootstrap_row("quadratic weighted kappa", qwk, y, pa, pb, boot))
-                rows.append(_bootstrap_row("mean absolute grade error", metrics.mean_absolute_grade_error, y, pa, pb, boot))
+                rows.append(
+                    _bootstrap_row("mean absolute grade error", metrics.mean_absolute_grade_error, y, pa, pb, boot)
+                )
         elif a.task == "regress":
             y = pd.to_numeric(left["truth"]).to_numpy(float)
             pa = pd.to_numeric(left["prediction"]).to_numpy(float)

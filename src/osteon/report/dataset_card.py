@@ -119,9 +119,7 @@ def split_label_table(data: RunData) -> Table:
         values = frame[target]
         if data.task == "regress":
             numbers = pd.to_numeric(values, errors="coerce")
-            rows.append(
-                [f"{target}: mean ± sd", *[_mean_sd(numbers[split == s]) for s in order], _mean_sd(numbers)]
-            )
+            rows.append([f"{target}: mean ± sd", *[_mean_sd(numbers[split == s]) for s in order], _mean_sd(numbers)])
         else:
             labels = values.astype("string").fillna("(missing)")
             for level in sorted(labels.unique(), key=_natural):
@@ -166,12 +164,14 @@ def covariate_table(data: RunData) -> Table | None:
                 rows.append([f"{column}: {len(levels) - MAX_LEVELS} more levels", *[""] * (len(order) + 1)])
         missing = int(values.isna().sum())
         if missing and numeric:
-            rows.append([f"{column}: missing", *[fmt(int(values[split == s].isna().sum())) for s in order], fmt(missing)])
+            rows.append(
+                [f"{column}: missing", *[fmt(int(values[split == s].isna().sum())) for s in order], fmt(missing)]
+            )
     return Table("Covariates per split", ["", *order, "all"], rows, note="n (% of the split) or mean ± sd.")
 
 
 def findings_table(data: RunData) -> tuple[Table, str]:
-    """``osteon data check`` (without decoding: files, duplicates, leakage, labels, annotations) on the run's Manifest."""
+    """``osteon data check`` without decoding (files, duplicates, leakage, labels, boxes) on the run's Manifest."""
     from osteon.data.checks import check_dataset
 
     try:

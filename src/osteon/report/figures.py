@@ -97,7 +97,14 @@ def roc_figure(
             lo, hi = reader["sensitivity_ci"]
             yerr = [[max(0.0, y - lo)], [max(0.0, hi - y)]]
         ax.errorbar(
-            [x], [y], xerr=xerr, yerr=yerr, fmt=markers[i % len(markers)], ms=7, capsize=2, zorder=5,
+            [x],
+            [y],
+            xerr=xerr,
+            yerr=yerr,
+            fmt=markers[i % len(markers)],
+            ms=7,
+            capsize=2,
+            zorder=5,
             label=f"reader {reader['reader']}",
         )
     ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
@@ -194,7 +201,9 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
     if "auc" in result and "positive_class" in result:
         y, score = binary_arrays(frame, str(result["positive_class"]))
         point = _operating_point(result)
-        fig = roc_figure(y, score, title=f"ROC — {stem}", groups=groups_of(frame), auc=result["auc"], operating_point=point)
+        fig = roc_figure(
+            y, score, title=f"ROC — {stem}", groups=groups_of(frame), auc=result["auc"], operating_point=point
+        )
         written.append(_save(fig, rundir.figures / f"{stem}_roc.png"))
     if "confusion_matrix" in result:
         names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]
@@ -202,7 +211,11 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
         written.append(_save(fig, rundir.figures / f"{stem}_confusion.png"))
     if "positive_class" in result:
         y, score = binary_arrays(frame, str(result["positive_class"]))
-        written.append(_save(calibration_figure(y, score, title=f"Calibration — {stem}"), rundir.figures / f"{stem}_calibration.png"))
+        written.append(
+            _save(
+                calibration_figure(y, score, title=f"Calibration — {stem}"), rundir.figures / f"{stem}_calibration.png"
+            )
+        )
     if result.get("task") == "regress":
         truth = pd.to_numeric(frame["truth"], errors="coerce").to_numpy(float)
         pred = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(float)

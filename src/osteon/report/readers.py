@@ -78,7 +78,8 @@ def read_readers(path: str | Path, predictions: pd.DataFrame, data: RunData) -> 
     names = [str(n) for n in data.task_state.get("class_names", [])]
     positive = data.task_state.get("positive_class")
     binary = len(names) == 2 and positive is not None
-    rows, seen = [], {}
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
     for i, record in table.iterrows():
         where = f"{path}: row {int(i) + 1} (line {int(i) + 2})"
         reader, case, call = (str(record[c]).strip() for c in REQUIRED)
@@ -154,7 +155,8 @@ def reader_points(
     """
     truth = dict(zip(predictions["case"], (predictions["truth"].astype(str) == positive).astype(int), strict=True))
     score = dict(zip(predictions["case"], predictions[f"prob_{positive}"].astype(float), strict=True))
-    rows, points = [], []
+    rows: list[list[str]] = []
+    points: list[dict[str, Any]] = []
     for reader in calls.readers:
         mine = calls.frame[calls.frame["reader"] == reader]
         y = np.array([truth[c] for c in mine["case"]])
@@ -168,18 +170,36 @@ def reader_points(
         m_spec = _ratio(int(((model == 0) & (y == 0)).sum()), int((y == 0).sum()))
         rows.append(
             [
-                reader, fmt(len(mine)), fmt(int(y.sum())),
-                _with_ci(sens, sens_ci), _with_ci(spec, spec_ci), fmt(m_sens), fmt(m_spec),
+                reader,
+                fmt(len(mine)),
+                fmt(int(y.sum())),
+                _with_ci(sens, sens_ci),
+                _with_ci(spec, spec_ci),
+                fmt(m_sens),
+                fmt(m_spec),
             ]
         )
         points.append(
-            {"reader": reader, "sensitivity": sens, "specificity": spec, "sensitivity_ci": sens_ci, "specificity_ci": spec_ci}
+            {
+                "reader": reader,
+                "sensitivity": sens,
+                "specificity": spec,
+                "sensitivity_ci": sens_ci,
+                "specificity_ci": spec_ci,
+            }
         )
-    header = ["reader", "cases", "positives", "sensitivity (95% CI)", "specificity (95% CI)",
-              "model sensitivity, same cases", "model specificity, same cases"]
+    header = [
+        "reader",
+        "cases",
+        "positives",
+        "sensitivity (95% CI)",
+        "specificity (95% CI)",
+        "model sensitivity, same cases",
+        "model specificity, same cases",
+    ]
     note = "Reader intervals: Wilson score. Model: the operating point chosen on validation, on the reader's cases."
     return Table("Human readers and the model on the same cases", header, rows, note=note), [
-        p for p in points if np.isfinite(p["sensitivity"]) and np.isfinite(p["specificity"])
+        p for p in points if np.isfinite(float(p["sensitivity"])) and np.isfinite(float(p["specificity"]))
     ]
 
 
@@ -197,15 +217,25 @@ def reader_agreement(calls: ReaderCalls, predictions: pd.DataFrame, *, class_nam
         call = np.array([index[v] for v in mine["call"]])
         model = np.array([index[predicted[c]] for c in mine["case"]])
         correct = int((call == y).sum())
-        row = [reader, fmt(len(mine)), _with_ci(correct / len(y), wilson(correct, len(y))), fmt(float((model == y).mean()))]
+        row = [
+            reader,
+            fmt(len(mine)),
+            _with_ci(correct / len(y), wilson(correct, len(y))),
+            fmt(float((model == y).mean())),
+        ]
         if ordinal:
             k = len(class_names)
-            row += [fmt(quadratic_weighted_kappa_score(y, call, n_grades=k)), fmt(quadratic_weighted_kappa_score(y, model, n_grades=k))]
+            row += [
+                fmt(quadratic_weighted_kappa_score(y, call, n_grades=k)),
+                fmt(quadratic_weighted_kappa_score(y, model, n_grades=k)),
+            ]
         rows.append(row)
     header = ["reader", "cases", "accuracy (95% CI)", "model accuracy, same cases"]
     if ordinal:
         header += ["reader quadratic kappa", "model quadratic kappa, same cases"]
-    return Table("Human readers and the model on the same cases", header, rows, note="Accuracy intervals: Wilson score.")
+    return Table(
+        "Human readers and the model on the same cases", header, rows, note="Accuracy intervals: Wilson score."
+    )
 
 
 def _ratio(k: int, n: int) -> float:

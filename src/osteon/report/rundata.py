@@ -68,8 +68,16 @@ class RunData:
         config = yaml.safe_load(run.config.read_text()) or {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # no patient ids: the run's own report says so
-            manifest = Manifest.load(run.manifest) if run.manifest.is_file() else Manifest(pd.DataFrame({"image": []}), run.path)
-        excluded = pd.read_csv(run.excluded, dtype=str) if run.excluded.is_file() else pd.DataFrame(columns=["image", "reason"])
+            manifest = (
+                Manifest.load(run.manifest)
+                if run.manifest.is_file()
+                else Manifest(pd.DataFrame({"image": []}), run.path)
+            )
+        excluded = (
+            pd.read_csv(run.excluded, dtype=str)
+            if run.excluded.is_file()
+            else pd.DataFrame(columns=["image", "reason"])
+        )
         meta, n_parameters = _model_meta(run)
         data = cls(
             run=run,
@@ -122,8 +130,9 @@ class RunData:
         """A case's path relative to the dataset folder named in state.json (or its file name)."""
         root = self.state.get("dataset", {}).get("path")
         if root:
+            folder = Path(root).parent if Path(root).suffix.lower() in (".csv", ".parquet", ".json") else Path(root)
             try:
-                return os.path.relpath(case, root)
+                return os.path.relpath(case, folder)
             except ValueError:
                 pass
         return Path(case).name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,9 @@ def augmentation(data: RunData) -> str:
     if cfg.get("hflip"):
         parts.append("horizontal flips")
     if cfg.get("rotate_degrees") or cfg.get("scale_range"):
-        parts.append(f"affine (rotation ±{cfg.get('rotate_degrees')}°, scale ±{cfg.get('scale_range')}, translation ±3%)")
+        parts.append(
+            f"affine (rotation ±{cfg.get('rotate_degrees')}°, scale ±{cfg.get('scale_range')}, translation ±3%)"
+        )
     if cfg.get("brightness") or cfg.get("contrast"):
         parts.append(f"brightness ±{cfg.get('brightness')}, contrast ±{cfg.get('contrast')}")
     if cfg.get("gamma"):
@@ -89,10 +92,18 @@ def training_summary(data: RunData) -> str:
 
 def loss_description(data: RunData) -> str:
     loss = data.task_state.get("loss") or data.config.get("loss") or "default"
-    names = {"ce": "cross-entropy", "bce": "binary cross-entropy per label", "corn": "CORN ordinal loss",
-             "l1": "L1 (mean absolute error)", "mse": "mean squared error", "huber": "Huber (smooth L1)"}
+    names = {
+        "ce": "cross-entropy",
+        "bce": "binary cross-entropy per label",
+        "corn": "CORN ordinal loss",
+        "l1": "L1 (mean absolute error)",
+        "mse": "mean squared error",
+        "huber": "Huber (smooth L1)",
+    }
     weighting = data.config.get("class_weighting", "none")
-    extra = {"loss": "; classes weighted by inverse frequency", "sampler": "; class-balanced sampling"}.get(weighting, "")
+    extra = {"loss": "; classes weighted by inverse frequency", "sampler": "; class-balanced sampling"}.get(
+        weighting, ""
+    )
     return names.get(str(loss), str(loss)) + extra
 
 
@@ -126,18 +137,27 @@ def method_tables(data: RunData) -> list[Table]:
     ]
     data_rows = [
         ("input", f"1 channel, {size}×{size} px"),
-        ("preprocessing", (
-            f"grey values in [0, 1] (DICOM rescale/VOI LUT applied, MONOCHROME1 inverted), "
-            f"{'letterboxed (aspect ratio kept, zero padding)' if prep.get('letterbox', True) else 'resized'} to "
-            f"{size} px, then (x − {prep.get('mean', 0.5)}) / {prep.get('std', 0.25)}"
-        )),
+        (
+            "preprocessing",
+            (
+                f"grey values in [0, 1] (DICOM rescale/VOI LUT applied, MONOCHROME1 inverted), "
+                f"{'letterboxed (aspect ratio kept, zero padding)' if prep.get('letterbox', True) else 'resized'} to "
+                f"{size} px, then (x − {prep.get('mean', 0.5)}) / {prep.get('std', 0.25)}"
+            ),
+        ),
         ("augmentation (training only)", augmentation(data)),
     ]
     train_rows = [
         ("loss", loss_description(data)),
         ("optimisation", training_summary(data)),
-        ("model selection", f"epoch with the best {MONITORS.get(data.task, 'validation score')} (checkpoint best.ckpt)"),
-        ("best epoch", f"{best} (0-based) of {ran if ran is not None else cfg.get('epochs')} run" if best is not None else "—"),
+        (
+            "model selection",
+            f"epoch with the best {MONITORS.get(data.task, 'validation score')} (checkpoint best.ckpt)",
+        ),
+        (
+            "best epoch",
+            f"{best} (0-based) of {ran if ran is not None else cfg.get('epochs')} run" if best is not None else "—",
+        ),
         ("operating point", _operating_point_text(data)),
         ("training time", f"{seconds / 60:.1f} min ({time_source})" if seconds is not None else "not recorded"),
         ("hardware", str(hardware) if hardware else "not recorded in the run (to be completed by the authors)"),
@@ -146,7 +166,9 @@ def method_tables(data: RunData) -> list[Table]:
     return [
         key_value_table("Model", model_rows),
         key_value_table("Data preparation", data_rows),
-        key_value_table("Training", train_rows, note="From config.yaml, state.json, training.json, logs/metrics.csv and model.pt."),
+        key_value_table(
+            "Training", train_rows, note="From config.yaml, state.json, training.json, logs/metrics.csv and model.pt."
+        ),
     ]
 
 
@@ -161,7 +183,8 @@ def _operating_point_text(data: RunData) -> str:
         return "none (not a binary task)" if data.task_state.get("positive_class") is None else "default 0.5"
     return (
         f"threshold {fmt(point.get('threshold'))} on P({data.task_state.get('positive_class')}), chosen by "
-        f"{point.get('method')} on the {point.get('chosen_on')} split ({point.get('n')} images), applied unchanged to test"
+        f"{point.get('method')} on the {point.get('chosen_on')} split ({point.get('n')} images), "
+        "applied unchanged to test"
     )
 
 
@@ -177,7 +200,7 @@ def evaluation_title(data: RunData, key: str) -> str:
     return f"{key} — {kind}: {result.get('data', '')}"
 
 
-def result_section(data: RunData, key: str, *, readers: list[dict[str, Any]] = ()) -> ResultSection:  # type: ignore[assignment]
+def result_section(data: RunData, key: str, *, readers: Sequence[dict[str, Any]] = ()) -> ResultSection:
     """Tables and figures of one evaluation (``metrics.json[key]``)."""
     result = data.metrics[key]
     section = ResultSection(key, evaluation_title(data, key))
@@ -199,13 +222,21 @@ def result_section(data: RunData, key: str, *, readers: list[dict[str, Any]] = (
         section.tables.append(
             key_value_table(
                 "Operating point",
-                [("threshold", result.get("threshold", point.get("threshold"))), ("chosen by", point.get("method")),
-                 ("chosen on", point.get("chosen_on", "—")), ("images it was chosen on", point.get("n", "—"))],
+                [
+                    ("threshold", result.get("threshold", point.get("threshold"))),
+                    ("chosen by", point.get("method")),
+                    ("chosen on", point.get("chosen_on", "—")),
+                    ("images it was chosen on", point.get("n", "—")),
+                ],
             )
         )
     positive = result.get("positive_class")
     skip = ["operating_point", "positive_class", "threshold"]
-    if positive is not None and isinstance(result.get("confusion_matrix"), list) and len(result["confusion_matrix"]) == 2:
+    if (
+        positive is not None
+        and isinstance(result.get("confusion_matrix"), list)
+        and len(result["confusion_matrix"]) == 2
+    ):
         section.tables.append(two_by_two(result["confusion_matrix"], str(positive)))
         skip.append("confusion_matrix")
     names = result.get("class_names") or data.task_state.get("class_names")
@@ -229,18 +260,35 @@ def _result_figures(data: RunData, key: str, result: dict[str, Any], readers: An
                     point = None
                     if "sensitivity" in result and "specificity" in result:
                         point = (result["sensitivity"]["estimate"], result["specificity"]["estimate"])
-                    fig = figs.roc_figure(y, score, title=f"ROC — {key}", groups=figs.groups_of(rows),
-                                          auc=result.get("auc"), operating_point=point, readers=readers or ())
+                    fig = figs.roc_figure(
+                        y,
+                        score,
+                        title=f"ROC — {key}",
+                        groups=figs.groups_of(rows),
+                        auc=result.get("auc"),
+                        operating_point=point,
+                        readers=readers or (),
+                    )
                     caption = "ROC curve with 95% bootstrap band; red: operating point chosen on validation"
                     if readers:
                         caption += "; markers: human readers (Wilson 95% CIs)"
                     out.append(Figure(caption, figs.data_uri(fig)))
-                    out.append(Figure("Calibration (quantile bins)", figs.data_uri(figs.calibration_figure(y, score, title=f"Calibration — {key}"))))
+                    out.append(
+                        Figure(
+                            "Calibration (quantile bins)",
+                            figs.data_uri(figs.calibration_figure(y, score, title=f"Calibration — {key}")),
+                        )
+                    )
                     made |= {f"{key}_roc.png", f"{key}_calibration.png"}
             if data.task == "regress" and "prediction" in rows:
                 truth = pd.to_numeric(rows["truth"], errors="coerce").to_numpy(float)
                 pred = pd.to_numeric(rows["prediction"], errors="coerce").to_numpy(float)
-                out.append(Figure("Bland–Altman plot", figs.data_uri(figs.bland_altman_figure(truth, pred, title=f"Bland–Altman — {key}"))))
+                out.append(
+                    Figure(
+                        "Bland–Altman plot",
+                        figs.data_uri(figs.bland_altman_figure(truth, pred, title=f"Bland–Altman — {key}")),
+                    )
+                )
                 made.add(f"{key}_bland_altman.png")
         if isinstance(result.get("confusion_matrix"), list) and result["confusion_matrix"]:
             names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]

@@ -90,8 +90,8 @@ def shortcut_warnings(data: RunData, columns: list[str]) -> list[ShortcutWarning
     """
     frame = data.manifest.frame
     target = data.task_state.get("target")
-    if target not in frame or data.task == "regress":
-        return []
+    if target not in frame or data.task not in ("classify", "grade"):
+        return []  # labels only: masks and boxes are not categories
     labelled = frame[frame[target].notna()]
     label = labelled[target].astype("string")
     found = []
@@ -112,14 +112,18 @@ def shortcut_warnings(data: RunData, columns: list[str]) -> list[ShortcutWarning
             gap = abs(share - float(overall[top]))
             candidates.append((share, gap, n, str(lvl), top, int(counts.max())))
             if lvl != "(missing)" and n >= MIN_LEVEL_SIZE and share >= PURITY and gap >= MIN_GAP:
-                found.append(ShortcutWarning(column, str(lvl), top, n, int(counts.max()), share, float(overall[top]), v))
+                found.append(
+                    ShortcutWarning(column, str(lvl), top, n, int(counts.max()), share, float(overall[top]), v)
+                )
         if np.isfinite(v) and v >= STRONG_ASSOCIATION and not any(w.column == column for w in found):
             share, _, n, lvl, top, k = max(candidates)
             found.append(ShortcutWarning(column, lvl, top, n, k, share, float(overall[top]), v))
     return found
 
 
-def subgroup_table(data: RunData, key: str, columns: list[str], *, n_resamples: int = 500, seed: int = 0) -> Table | None:
+def subgroup_table(
+    data: RunData, key: str, columns: list[str], *, n_resamples: int = 500, seed: int = 0
+) -> Table | None:
     """Performance per covariate level on the evaluated cases of ``key`` (n, prevalence, metrics with CIs).
 
     Binary: n, positives, prevalence, AUC, sensitivity and specificity at the run's operating point.
@@ -129,32 +133,56 @@ def subgroup_table(data: RunData, key: str, columns: list[str], *, n_resamples: 
     if predictions is None or not columns:
         return None
     frame = usable(predictions)
-    covariates = data.manifest_with_cases().drop_duplicates("case").set_index("case")
-    frame = frame.join(covariates[[c for c in columns if c not in frame]], on="case")
+    manifest = data.manifest_with_cases().drop_duplicates("case")
+    # levels (e.g. age quartiles) come from the whole dataset, so subgroups mean the same in every split
+    levels = pd.DataFrame({c: levels_of(manifest[c]) for c in columns}, index=manifest.index).set_index(
+        manifest["case"]
+    )
+    frame = frame.drop(columns=[c for c in columns if c in frame]).join(levels, on="case")
     result = data.metrics.get(key, {})
     positive = data.task_state.get("positive_class")
     names = [str(n) for n in data.task_state.get("class_names", [])]
     binary = positive is not None and len(names) == 2
     rows, flags = [], []
     for column in columns:
-        levels = levels_of(frame[column])
+        levels = frame[column].astype("string").fillna("(missing)")
         if levels.nunique() > MAX_LEVELS:
             continue
         for level in sorted(levels.unique(), key=str):
             part = frame[levels == level]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cells = _cells(data, part, binary=binary, positive=positive, names=names, result=result,
-                               n_resamples=n_resamples, seed=seed)
+                cells = _cells(
+                    data,
+                    part,
+                    binary=binary,
+                    positive=positive,
+                    names=names,
+                    result=result,
+                    n_resamples=n_resamples,
+                    seed=seed,
+                )
             rows.append([column, str(level), *cells])
             flags.append("warn" if len(part) < 10 else "")
     if binary:
-        header = ["covariate", "level", "n", "positives", "prevalence", "AUC (95% CI)", "sensitivity (95% CI)",
-                  "specificity (95% CI)"]
+        header = [
+            "covariate",
+            "level",
+            "n",
+            "positives",
+            "prevalence",
+            "AUC (95% CI)",
+            "sensitivity (95% CI)",
+            "specificity (95% CI)",
+        ]
     elif data.task == "grade":
         header = ["covariate", "level", "n", "accuracy (95% CI)", "quadratic kappa (95% CI)"]
     elif data.task == "regress":
         header = ["covariate", "level", "n", "MAE (95% CI)"]
+    elif data.task == "segment":
+        header = ["covariate", "level", "n", "mean Dice (95% CI)"]
+    elif data.task == "detect":
+        header = ["covariate", "level", "n", "images with findings", "image-level AUC of the top box score (95% CI)"]
     else:
         header = ["covariate", "level", "n", "accuracy (95% CI)"]
     note = (
@@ -176,7 +204,9 @@ def _cells(
     n_resamples: int,
     seed: int,
 ) -> list[str]:
-    groups = part["patient_id"].astype(str).to_numpy() if "patient_id" in part and part["patient_id"].notna().all() else None
+    groups = (
+        part["patient_id"].astype(str).to_numpy() if "patient_id" in part and part["patient_id"].notna().all() else None
+    )
     ci = partial(metrics.bootstrap_ci, groups=groups, n_resamples=n_resamples, seed=seed)
     n = len(part)
     if binary:
@@ -201,6 +231,19 @@ def _cells(
         y = pd.to_numeric(part["truth"], errors="coerce").to_numpy(float)
         pred = pd.to_numeric(part["prediction"], errors="coerce").to_numpy(float)
         return [fmt(n), _ci(ci, metrics.mean_absolute_error, y, pred) if n else "—"]
+    if data.task == "segment":
+        from osteon.report.gallery import mean_dice
+
+        dice = mean_dice(part)
+        values = dice.dropna().to_numpy(float) if dice is not None else np.zeros(0)
+        plain = partial(metrics.bootstrap_ci, n_resamples=n_resamples, seed=seed)  # per image: no patient groups
+        return [fmt(n), _ci(plain, np.mean, values) if len(values) else "—"]
+    if data.task == "detect" and "max_score" in part:
+        from osteon.report.gallery import _has_boxes
+
+        y = part["truth"].map(_has_boxes).to_numpy(int)
+        score = pd.to_numeric(part["max_score"], errors="coerce").fillna(0.0).to_numpy(float)
+        return [fmt(n), fmt(int(y.sum())), _ci(ci, metrics.roc_auc_score, y, score) if 0 < y.sum() < n else "—"]
     return [fmt(n), "—"]
 
 

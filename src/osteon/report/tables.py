@@ -138,6 +138,8 @@ def _walk(value: dict[str, Any], title: str, names: list[str], tables: list[Tabl
             tables.append(matrix_table(item, [], caption=name))
         elif _is_records(item):
             tables.append(records_table(item, caption=name))
+        elif isinstance(item, dict) and item and all(is_interval(v) for v in item.values()):
+            tables.append(Table(name, ["", "estimate (95% CI)"], [[str(k), fmt(v)] for k, v in item.items()]))
         elif isinstance(item, dict) and item and all(isinstance(v, dict) for v in item.values()):
             if all(all(_is_scalar(x) for k, x in v.items() if k not in SKIP_KEYS) for v in item.values()):
                 tables.append(records_table([{"": k, **v} for k, v in item.items()], caption=name))

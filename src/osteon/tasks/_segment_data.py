@@ -165,9 +165,7 @@ def original_target(manifest: Manifest, row: int, spec: TargetSpec, original_hw:
     return _channels(labels, k)
 
 
-def input_target(
-    manifest: Manifest, row: int, spec: TargetSpec, geometry: Letterbox, size: int
-) -> np.ndarray | None:
+def input_target(manifest: Manifest, row: int, spec: TargetSpec, geometry: Letterbox, size: int) -> np.ndarray | None:
     """Truth of one row in the letterboxed input: ``(S, S)`` uint8 class map, or ``(K, S, S)`` bool (multi-label)."""
     if spec.column not in manifest.frame:
         return None

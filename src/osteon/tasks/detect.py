@@ -84,9 +84,15 @@ class DetectionTask:
         if loss not in (None, "default"):
             raise ConfigError(f"loss={loss!r}: detectors use their own losses (focal/GIoU ...); leave --loss out.")
         names: set[str] = set()
-        for value in manifest.frame[column]:
+        for row, value in enumerate(manifest.frame[column]):
             if isinstance(value, str) and value:
-                boxes = json.loads(value)
+                try:
+                    boxes = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ConfigError(
+                        f"{manifest.name}: column {column!r} does not hold JSON boxes (row {row}: {value[:60]!r}). "
+                        'Fix: pass --target with a column of [{"xyxy": [x1, y1, x2, y2], "label": name}] lists.'
+                    ) from None
                 names.update(str(b.get("label", "")) for b in boxes if isinstance(b, dict))
         if not names:
             raise ConfigError(f"{manifest.name}: column {column!r} has no boxes at all; a detector needs some.")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from osteon.data.datasets import DecodedImages
 from osteon.data.manifest import Manifest
@@ -214,15 +214,18 @@ class SegmentationTask:
             return (mask == 1).float()
         return mask.long()
 
-    def training_loss(self, model: nn.Module, batch: dict[str, Any], class_weights: torch.Tensor | None) -> torch.Tensor:
+    def training_loss(
+        self, model: nn.Module, batch: dict[str, Any], class_weights: torch.Tensor | None
+    ) -> torch.Tensor:
         logits = model(batch["image"])
         return self._loss()(logits, self._loss_target(batch["mask"]))
 
     def _input_logits(self, model: nn.Module, images: torch.Tensor, prep: Preprocessing | None = None) -> torch.Tensor:
         overlap = float(self.state.extra.get("window_overlap", 0.25))
         pad = infer.pad_value(prep) if prep is not None else -2.0
-        return infer.window_logits(model, images, roi=self.roi or images.shape[-1], overlap=overlap, batch_size=4,
-                                   pad_value=pad)
+        return infer.window_logits(
+            model, images, roi=self.roi or images.shape[-1], overlap=overlap, batch_size=4, pad_value=pad
+        )
 
     @torch.no_grad()
     def validation_records(self, model: nn.Module, batch: dict[str, Any]) -> list[Any]:

@@ -45,7 +45,7 @@ def test_columns_renamed_and_typed(table: Path) -> None:
 
 def test_images_root_and_explicit_image_column(table: Path) -> None:
     manifest = load_dataset(table, image_column="FilePath", images_root="../images", patient_column="subject")
-    assert manifest.paths()[2] == table.parent / ".." / "images" / "y" / "3.png"
+    assert manifest.paths()[2] == (table.parent / ".." / "images" / "y" / "3.png").resolve()
 
 
 def test_tsv(tmp_path: Path) -> None:
