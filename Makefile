@@ -29,6 +29,8 @@ demo: $(STAMP)
 	    $(BIN)/osteon data check $(SHARED)/$$d || echo "  ($$d: findings above are known defects of the source data, see its PROVENANCE.md)"; \
 	  done; \
 	fi
+	$(BIN)/osteon explain $(DEMO)/runs/classify $(DEMO)/phantom/images/P0001_L.png --out $(DEMO)/cams
+	@echo "Study report:"; $(BIN)/osteon report $(DEMO)/runs/classify
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -39,6 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 test: lint
+	bash scripts/ensure_chromium.sh
 	# pytest exits 5 when it collects no tests: that is a failure here, not a pass
 	$(BIN)/pytest -q -n 2 --durations=15; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# Two xdist workers share two cores: one torch thread each avoids oversubscription, which made
+# tiny models train 3-4x slower (OpenMP threads waiting for a core busy with the other worker).
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

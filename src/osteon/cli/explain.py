@@ -57,7 +57,8 @@ def explain_command(
                 console.print(f"{image.name}: the model predicts nothing to explain here (no box or region).")
             for e in explanations:
                 score = f"{e.score:.3f}" if e.score is not None else "—"
-                console.print(f"{image.name}: target {e.target} (score {score}, predicted {e.prediction})")
+                predicted = f", predicted {e.prediction}" if e.prediction else ""
+                console.print(f"{image.name}: target {e.target} (score {score}{predicted})")
                 typer.echo(str(e.overlay))
             if sanity_check:
                 target = classes[0] if classes and classes[0].lower() != "all" else None

@@ -194,10 +194,10 @@ def _read_raster_labels(path: Path) -> np.ndarray:
     from osteon.io.formats import DEFAULT_MAX_PIXELS
 
     try:
-        with PILImage.open(path) as pil:
-            if pil.size[0] * pil.size[1] > DEFAULT_MAX_PIXELS:
-                raise ImageReadError(path, f"declares {pil.size[0]}×{pil.size[1]} pixels, over the size limit.")
-            pil = ImageOps.exif_transpose(pil)
+        with PILImage.open(path) as opened:
+            if opened.size[0] * opened.size[1] > DEFAULT_MAX_PIXELS:
+                raise ImageReadError(path, f"declares {opened.size[0]}×{opened.size[1]} pixels, over the size limit.")
+            pil: PILImage.Image = ImageOps.exif_transpose(opened)
             if pil.mode in ("RGB", "RGBA"):
                 rgb = np.asarray(pil.convert("RGB"))
                 if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -141,10 +142,13 @@ def _fit(
     module = TaskModule(task, model, cfg, class_weights=class_weights)
     trainer, best = build_trainer(cfg, run, callbacks=callbacks, progress=progress)
     loaders = _loaders(datasets, task, cfg, class_weights)
+    started = time.perf_counter()
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt_path)
+    duration = time.perf_counter() - started
     if not trainer.is_global_zero:
         return run
     _export(run, cfg, module, best.best_model_path or str(run.last_checkpoint), state, datasets["val"], manifest)
+    _record_training(run, cfg, trainer, duration, resumed=ckpt_path is not None)
     return run
 
 
@@ -257,3 +261,30 @@ def _export(
         run.path / "training.json",
         {"best_epoch": meta["best_epoch"], "epochs": cfg.epochs, "best_checkpoint": meta["best_checkpoint"]},
     )
+
+
+def _record_training(run: RunDir, cfg: TrainConfig, trainer: L.Trainer, duration: float, *, resumed: bool) -> None:
+    """Add wall time and hardware to training.json (a resumed run adds its time to the earlier sessions')."""
+    import os
+    import platform
+
+    record = run.read_json(run.path / "training.json")
+    previous = float(record.get("duration_s", 0.0)) if resumed else 0.0
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    record.update(
+        {
+            "duration_s": round(previous + duration, 1),
+            "epochs_run": int(trainer.current_epoch),
+            "hardware": {
+                "accelerator": "gpu" if gpu else "cpu",
+                "gpu": gpu,
+                "devices": trainer.num_devices,
+                "num_nodes": cfg.num_nodes,
+                "cpu_count": os.cpu_count(),
+                "processor": platform.processor() or platform.machine(),
+                "torch_threads": torch.get_num_threads(),
+                "precision": str(trainer.precision),
+            },
+        }
+    )
+    run.write_json(run.path / "training.json", record)

@@ -250,8 +250,8 @@ def segmentation_report(
     if len(names) == 1:
         headline = dict(per_class[names[0]])
     else:  # per image: mean over the classes, then the mean over images
-        truth_any = arrays["truth_pixels"] > 0
-        pred_any = arrays["pred_pixels"] > 0
+        truth_any: np.ndarray = np.asarray(arrays["truth_pixels"] > 0)
+        pred_any: np.ndarray = np.asarray(arrays["pred_pixels"] > 0)
         summary = {
             "dice": _rowmean(arrays["dice"]),
             "iou": _rowmean(arrays["iou"]),
@@ -263,9 +263,9 @@ def segmentation_report(
         headline = {k: _ci(v, groups, n_resamples, seed) for k, v in summary.items()}
         headline.update(
             _rates(
-                truth_any.any(axis=1),
-                pred_any.any(axis=1),
-                (arrays["overlap_pixels"] > 0).any(axis=1),
+                np.asarray(truth_any.any(axis=1)),
+                np.asarray(pred_any.any(axis=1)),
+                np.asarray((arrays["overlap_pixels"] > 0).any(axis=1)),
                 groups,
                 n_resamples,
                 seed,

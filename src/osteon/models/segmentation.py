@@ -173,6 +173,7 @@ def _tiny_unet(encoder: str | None, num_outputs: int, in_chans: int, encoder_wei
         channels=(8, 16, 32, 64),
         strides=(2, 2, 2),
         num_res_units=1,
+        norm="batch",  # learns thin structures in far fewer steps than MONAI's default instance norm
     )
 
 
@@ -250,8 +251,9 @@ def create_segmentation_model(
     net = arch.build(resolved, num_outputs, in_chans, encoder_weights)
     if pretrained not in (None, "hub"):
         load_encoder_weights(net, Path(str(pretrained)))
-    if dropout > 0 and hasattr(net, "segmentation_head"):
-        net.segmentation_head = nn.Sequential(nn.Dropout2d(dropout), *net.segmentation_head)
+    head = getattr(net, "segmentation_head", None)
+    if dropout > 0 and isinstance(head, nn.Module):
+        net.segmentation_head = nn.Sequential(nn.Dropout2d(dropout), *head.children())
     divisor = arch.divisor or int(getattr(net.encoder, "output_stride", 32))
     return SegmentationNetwork(net, num_outputs, architecture=arch.name, encoder=resolved, divisor=divisor)
 
@@ -281,9 +283,11 @@ def load_encoder_weights(net: nn.Module, path: Path) -> None:
         raise ConfigError(f"{path}: could not be read as a weights file ({type(exc).__name__}: {exc}).") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    encoder = net.encoder  # type: ignore[union-attr]
+    encoder = net.encoder
+    if not isinstance(encoder, nn.Module):
+        raise ConfigError(f"{type(net).__name__} has no encoder to load {path} into.")
     target = encoder.state_dict()
-    loaded: dict[str, torch.Tensor] = {}
+    loaded: dict[str, torch.Tensor | None] = {}
     for key, value in state.items():
         for candidate in (key, key.removeprefix("encoder."), f"model.{key}", key.removeprefix("module.")):
             if candidate in target:

@@ -36,7 +36,7 @@ def pick_cases(frame: pd.DataFrame, n: int = 8, *, seed: int = 0) -> pd.DataFram
         chosen = list(ranked.index[: n // 2]) + list(ranked.index[::-1][: n // 4])
         rest = usable.index.difference(chosen)
         rng = np.random.default_rng(seed)
-        extra = rng.choice(rest, size=min(len(rest), n - len(chosen)), replace=False) if len(rest) else []
+        extra: list = list(rng.choice(rest, size=min(len(rest), n - len(chosen)), replace=False)) if len(rest) else []
         return usable.loc[list(dict.fromkeys([*chosen, *extra]))[:n]]
     return usable.iloc[:n]
 

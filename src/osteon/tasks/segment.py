@@ -402,7 +402,9 @@ def build_loss(name: str, *, sigmoid: bool) -> Callable[[torch.Tensor, torch.Ten
     """
     from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss
 
-    act = {"sigmoid": True} if sigmoid else {"softmax": True, "to_onehot_y": True, "include_background": False}
+    act: dict[str, Any] = (
+        {"sigmoid": True} if sigmoid else {"softmax": True, "to_onehot_y": True, "include_background": False}
+    )
     if name == "dice":
         return DiceLoss(batch=True, **act)
     if name == "dice_ce":
