@@ -19,7 +19,7 @@ def test_registry_and_order_agree() -> None:
     assert (
         set(ADAPTERS.names())
         == {a.name for a in DETECTION_ORDER}
-        == {"manifest", "fracatlas", "coco", "yolo", "class_folder", "dicom_dir", "csv"}
+        == {"manifest", "fracatlas", "coco", "yolo", "voc", "class_folder", "dicom_dir", "csv"}
     )
     assert len(DETECTION_ORDER) == len(ADAPTERS)
     assert osteon.data.load_dataset is load_dataset
