@@ -88,11 +88,15 @@ def pooled_dice(table: pd.DataFrame) -> float:
     return float(2 * overlap / (table["truth_area_px_fractured"].sum() + table["area_px_fractured"].sum()))
 
 
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
 def markdown(test: dict[str, Any], negatives: dict[str, Any] | None, pooled: float) -> str:
     lines = [
         "| metric (test, 54 fractured images) | estimate (95% CI, bootstrap by image) |",
         "|---|---|",
-        *(f"| {k} | {ci(test.get(k))} |" for k in KEYS if k in test and test[k].get("estimate") is not None),
+        *(f"| {k} | {ci(test[k])} |" for k in KEYS if k in test and _finite(test[k].get("estimate"))),
         f"| dice_pooled (all pixels) | {pooled:.3f} |",
         f"| HD95/ASD unit | {test['distance_unit']} (no pixel spacing in FracAtlas JPEGs) |",
         f"| images with one mask empty (HD95 undefined) | {test['n_distance_undefined']} |",

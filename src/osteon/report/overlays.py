@@ -105,4 +105,5 @@ def write_overlay_figure(run: str | Path, result: dict) -> Path | None:
     if "mask_file" not in frame or frame["mask_file"].isna().all():
         return None
     key = predictions.stem.removeprefix("predictions_")
-    return overlay_figure(frame, run / "figures" / f"{key}_overlays.png", title=f"{result.get('data', key)}")
+    title = f"{key}: prediction (filled) vs truth (outline)"
+    return overlay_figure(frame, run / "figures" / f"{key}_overlays.png", title=title)
