@@ -160,7 +160,10 @@ def method_tables(data: RunData) -> list[Table]:
         ),
         ("operating point", _operating_point_text(data)),
         ("training time", f"{seconds / 60:.1f} min ({time_source})" if seconds is not None else "not recorded"),
-        ("hardware", str(hardware) if hardware else "not recorded in the run (to be completed by the authors)"),
+        (
+            "hardware",
+            _hardware_text(hardware) if hardware else "not recorded in the run (to be completed by the authors)",
+        ),
         ("software", software_versions(data) or "not recorded (no model.pt)"),
     ]
     return [
@@ -301,3 +304,14 @@ def _result_figures(data: RunData, key: str, result: dict[str, Any], readers: An
             if path.name not in made:
                 out.append(Figure(f"{path.name} (from RUN/figures)", figs.png_data_uri(path.read_bytes())))
     return out
+
+
+def _hardware_text(hardware: object) -> str:
+    """``training.json``'s hardware record as one readable line."""
+    if not isinstance(hardware, dict):
+        return str(hardware)
+    device = hardware.get("gpu") or f"CPU ({hardware.get('processor')}, {hardware.get('cpu_count')} cores)"
+    return (
+        f"{device}; {hardware.get('devices')} device(s) × {hardware.get('num_nodes')} node(s); "
+        f"torch threads {hardware.get('torch_threads')}; precision {hardware.get('precision')}"
+    )
