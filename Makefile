@@ -23,6 +23,10 @@ demo: $(STAMP)
 	$(BIN)/osteon data check $(DEMO)/phantom
 	$(BIN)/osteon train configs/phantom_demo.yaml --out $(DEMO)/runs/classify
 	$(BIN)/osteon evaluate $(DEMO)/runs/classify --split test
+	# detection on the same phantoms: a short run that shows the pipeline (boxes, mAP, FROC), not accuracy
+	$(BIN)/osteon train --task detect --data $(DEMO)/phantom/manifest.csv --model retinanet --encoder resnet18 \
+	    --image-size 128 --epochs 3 --batch-size 8 --out $(DEMO)/runs/detect
+	$(BIN)/osteon evaluate $(DEMO)/runs/detect --split test --n-resamples 200
 	@if [ -d $(SHARED) ]; then \
 	  for d in fracatlas knee_kl_chen2018; do \
 	    $(BIN)/osteon data summary $(SHARED)/$$d; \
