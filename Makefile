@@ -27,6 +27,10 @@ demo: $(STAMP)
 	$(BIN)/osteon train --task detect --data $(DEMO)/phantom/manifest.csv --model retinanet --encoder resnet18 \
 	    --image-size 128 --epochs 3 --batch-size 8 --out $(DEMO)/runs/detect
 	$(BIN)/osteon evaluate $(DEMO)/runs/detect --split test --n-resamples 200
+	# segmentation of the fracture lines (masks), evaluated with Dice, IoU and HD95
+	$(BIN)/osteon train --task segment --data $(DEMO)/phantom/manifest.csv --model unet \
+	    --encoder tu-mobilenetv3_small_050 --image-size 128 --epochs 10 --batch-size 16 --lr 3e-3 --out $(DEMO)/runs/segment
+	$(BIN)/osteon evaluate $(DEMO)/runs/segment --split test
 	@if [ -d $(SHARED) ]; then \
 	  for d in fracatlas knee_kl_chen2018; do \
 	    $(BIN)/osteon data summary $(SHARED)/$$d; \

@@ -221,6 +221,12 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
         pred = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(float)
         fig = bland_altman_figure(truth, pred, title=f"Bland–Altman — {stem}")
         written.append(_save(fig, rundir.figures / f"{stem}_bland_altman.png"))
+    if result.get("task") == "segment":
+        from osteon.report.overlays import write_overlay_figure
+
+        overlay = write_overlay_figure(rundir.path, result)
+        if overlay is not None:
+            written.append(overlay)
     return written
 
 
