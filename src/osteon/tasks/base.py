@@ -82,6 +82,12 @@ class Task(Protocol):
 
     Results: ``predict_rows`` (a predictions table), ``choose_operating_point`` (on validation
     predictions), ``evaluate`` (metrics with CIs from a predictions table).
+
+    Optional hooks, looked up with ``getattr`` by the engine: ``configure(state, cfg)`` (copy task
+    settings such as the encoder into the state), ``plan(state, manifest, cfg, run_path)`` (choices
+    derived from the data, e.g. detection anchors), ``fit_run(run_path, cfg, *, resume, progress)``
+    (a backend with its own trainer, e.g. Ultralytics; returns True when it trained) and
+    ``predict_image(model, path, *, prep)`` (typed prediction in original pixels).
     """
 
     name: ClassVar[str]
