@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from osteon.data.manifest import Manifest
@@ -39,3 +40,10 @@ def sorted_classes(labels: pd.Series) -> list[str]:
     if all(n.lstrip("-").isdigit() for n in names):
         return sorted(names, key=int)
     return names
+
+
+def patient_groups(frame: pd.DataFrame) -> np.ndarray | None:
+    """Patient ids of a predictions table for the bootstrap, or ``None`` (resample images) when any is missing."""
+    if "patient_id" in frame and frame["patient_id"].notna().all():
+        return frame["patient_id"].to_numpy()
+    return None

@@ -13,7 +13,7 @@ from osteon import metrics
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
 from osteon.tasks._image import ImageLevelTask
-from osteon.tasks._targets import as_label_strings, sorted_classes, target_column
+from osteon.tasks._targets import as_label_strings, patient_groups, sorted_classes, target_column
 from osteon.tasks.base import TASKS, ClassPrediction, TaskState
 
 MULTILABEL_SEPARATOR = "|"
@@ -188,7 +188,7 @@ class ClassificationTask(ImageLevelTask):
     def evaluate(
         self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
     ) -> dict[str, Any]:
-        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        groups = patient_groups(frame)
         if self.is_binary:
             y = (frame["truth"] == self.state.positive_class).to_numpy(int)
             score = frame[f"prob_{self.state.positive_class}"].to_numpy()

@@ -37,6 +37,7 @@ from osteon.models.detection import DetectorSpec, build_detector
 from osteon.tasks._detect_data import DetectionDataset, collate_detection
 from osteon.tasks._detect_plan import make_plan, write_plan
 from osteon.tasks._image import identity_frame
+from osteon.tasks._targets import patient_groups
 from osteon.tasks.base import TASKS, TaskState
 
 OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lowest score with ≤ 1 FP/image
@@ -344,7 +345,7 @@ class DetectionTask:
     ) -> dict[str, Any]:
         """mAP@0.5, mAP@0.5:0.95, per-class AP, FROC, image-level AUC with CIs (patients resampled when known)."""
         truth, preds = self._parse_frame(frame)
-        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        groups = patient_groups(frame)
         threshold = float(operating_point["threshold"]) if operating_point else None
         result = det_metrics.detection_report(
             truth,

@@ -14,7 +14,7 @@ from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
 from osteon.models.heads import corn_loss, corn_probabilities
 from osteon.tasks._image import ImageLevelTask
-from osteon.tasks._targets import as_label_strings, sorted_classes, target_column
+from osteon.tasks._targets import as_label_strings, patient_groups, sorted_classes, target_column
 from osteon.tasks.base import TASKS, GradePrediction, TaskState
 
 
@@ -116,7 +116,7 @@ class GradingTask(ImageLevelTask):
     def evaluate(
         self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
     ) -> dict[str, Any]:
-        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        groups = patient_groups(frame)
         y = frame["truth"].map({n: i for i, n in enumerate(self.class_names)}).to_numpy(int)
         proba = frame[[f"prob_{n}" for n in self.class_names]].to_numpy()
         return metrics.ordinal_report(

@@ -13,7 +13,7 @@ from osteon import metrics
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
 from osteon.tasks._image import ImageLevelTask
-from osteon.tasks._targets import target_column
+from osteon.tasks._targets import patient_groups, target_column
 from osteon.tasks.base import TASKS, TaskState, ValuePrediction
 
 _LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss, "huber": nn.functional.smooth_l1_loss}
@@ -80,7 +80,7 @@ class RegressionTask(ImageLevelTask):
     def evaluate(
         self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
     ) -> dict[str, Any]:
-        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        groups = patient_groups(frame)
         return metrics.regression_report(
             frame["truth"].to_numpy(float),
             frame["prediction"].to_numpy(float),

@@ -44,6 +44,7 @@ from osteon.tasks._segment_data import (
     polygon_classes,
 )
 from osteon.tasks._segment_infer import MaskPrediction
+from osteon.tasks._targets import patient_groups
 from osteon.tasks.base import TASKS, TaskState
 
 LOSSES = ("dice_ce", "dice", "focal", "dice_focal")
@@ -337,7 +338,7 @@ class SegmentationTask:
         keys = [infer.column_key(n) for n in names]
         if not all(f"dice_{k}" in frame for k in keys):
             raise ConfigError("The predictions have no per-image metrics (no ground truth masks); nothing to evaluate.")
-        groups = frame["patient_id"].to_numpy() if "patient_id" in frame and frame["patient_id"].notna().all() else None
+        groups = patient_groups(frame)
         in_mm = all(f"hd95_mm_{k}" in frame for k in keys) and bool(
             frame[["spacing_row", "spacing_col"]].notna().all(axis=None)
         )
