@@ -178,7 +178,7 @@ def main() -> None:
     machine = machine_info()
     log(f"FracAtlas detection benchmark → {out}; torch threads {threads}; machine {machine}")
     from osteon.engine import evaluate, train
-    from osteon.pipelines.yolo import train_yolo
+    from osteon.engine.backends.yolo import train_yolo
 
     budget = args.budget_min * 60
     _, manifest = authors_split_file(args.data, out, keep_fraction=1.0, seed=args.seed)

@@ -48,6 +48,10 @@ class ConfigError(OsteonError, ValueError):
     """A configuration value is invalid or inconsistent with the data."""
 
 
+class SplitLeakError(ConfigError):
+    """A given split puts one patient's images in two splits (train/val/test), which leaks."""
+
+
 class RunDirError(OsteonError, ValueError):
     """A run directory is missing, incomplete, or would be overwritten."""
 

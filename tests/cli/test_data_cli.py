@@ -110,3 +110,17 @@ def test_phantom_refuses_to_overwrite(phantom: Path) -> None:
     result = runner.invoke(app, ["data", "phantom", "--out", str(phantom.parent), "--images", "4"])
     assert result.exit_code == 2
     assert "exists" in _one_error_line(result)
+
+
+def test_folder_with_manifest_csv_shows_its_labels_not_images_and_masks(phantom: Path) -> None:
+    # `osteon data phantom` writes manifest.csv beside images/ and masks/: the folder is that Manifest,
+    # not two class folders named "images" and "masks" (issue #10, D2).
+    for command in ("summary", "check"):
+        result = runner.invoke(app, ["data", command, str(phantom.parent), "--json"])
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout)
+        assert payload["images"] == 24
+    summary = json.loads(runner.invoke(app, ["data", "summary", str(phantom.parent), "--json"]).stdout)
+    labels = {label for per_split in summary["labels"].values() for label in per_split}
+    assert summary["patients"] == 12
+    assert labels == {"fractured", "normal"}  # before the fix: {"images", "masks"}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -12,7 +14,9 @@ from torchvision import tv_tensors
 
 from osteon.data.boxes import (
     box_iou,
+    box_records,
     cxcywhn_to_xyxy,
+    json_list,
     parse_boxes,
     to_input_space,
     to_original_space,
@@ -40,6 +44,57 @@ def test_coco_and_yolo_conversions_are_inverse_and_hand_checked() -> None:
 def test_iou_by_hand() -> None:
     iou = box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]])
     np.testing.assert_allclose(iou, [[50 / 150, 0.0, 1.0]])
+
+
+def test_iou_and_conversions_are_torchvision_ops() -> None:
+    """One implementation: the NumPy API returns exactly what torchvision.ops computes (float64)."""
+    from torchvision.ops import box_convert
+    from torchvision.ops import box_iou as tv_box_iou
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (20, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0, 40, (20, 2))], axis=1)
+    boxes[3, 2:] = boxes[3, :2]  # a zero-area box
+    t = torch.from_numpy(boxes)
+    expected = torch.nan_to_num(tv_box_iou(t, t[:7]), nan=0.0).numpy()
+    np.testing.assert_array_equal(box_iou(boxes, boxes[:7]), expected)
+    assert box_iou(boxes[3:4], boxes[3:4]).tolist() == [[0.0]]  # empty union: 0, not nan
+    assert box_iou(np.zeros((0, 4)), boxes).shape == (0, 20)
+    np.testing.assert_array_equal(xyxy_to_xywh(boxes), box_convert(t, "xyxy", "xywh").numpy())
+    np.testing.assert_array_equal(xyxy_to_cxcywhn(boxes, width=1, height=1), box_convert(t, "xyxy", "cxcywh").numpy())
+
+
+def test_box_records_are_the_one_parser_of_box_json() -> None:
+    text = '[{"xyxy":[1,2,5,6],"label":"fx","score":0.5,"id":7},{"xyxy":[0,0,3,3],"label":2}]'
+    records = box_records(text)
+    assert records == [
+        {"xyxy": [1.0, 2.0, 5.0, 6.0], "label": "fx", "score": 0.5, "id": 7},
+        {"xyxy": [0.0, 0.0, 3.0, 3.0], "label": "2"},
+    ]
+    assert box_records(json.loads(text)) == records  # an already parsed list reads the same
+    for empty in (None, "", "  ", float("nan"), pd.NA, "[]"):
+        assert box_records(empty) == [] and json_list(empty) == []
+    assert json_list('[{"points": [[0, 0], [1, 0], [1, 1]]}]', column="polygons")[0]["points"][1] == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("value", "scored", "match"),
+    [
+        ('{"xyxy":[1,1,5,5]}', False, "must be a JSON list"),
+        ("[1, 2, 3, 4]", False, "box #0 .* 4 numbers"),
+        ('[{"xyxy":[1,1,5,"5"],"label":"fx"}]', False, "4 numbers"),
+        ('[{"xyxy":[1,1,5,NaN],"label":"fx"}]', False, "4 numbers"),
+        ('[{"xyxy":[1,1,5,5],"label":"fx"},{"xyxy":[1,1,5,5]}]', False, "box #1 .* no 'label'"),
+        ('[{"xyxy":[1,1,5,5],"label":""}]', False, "no 'label'"),
+        ('[{"xyxy":[1,1,5,5],"label":"fx"}]', True, "no numeric 'score'"),
+        ('[{"xyxy":[1,1,5,5],"label":"fx","score":"high"}]', False, "no numeric 'score'"),
+        ("[{", False, "not valid JSON"),
+    ],
+)
+def test_box_records_name_the_image_and_the_box(value: str, scored: bool, match: str) -> None:
+    with pytest.raises(DatasetFormatError, match=match) as info:
+        box_records(value, image="img3.png", scored=scored)
+    assert str(info.value).startswith("img3.png:")
 
 
 @pytest.mark.parametrize("hw", [(60, 100), (100, 60), (64, 64), (37, 91)])

@@ -181,14 +181,17 @@ def test_external_validation_on_another_dataset(trained_classifier: Path, tmp_pa
     from osteon.data.phantom import make_phantom_dataset
 
     make_phantom_dataset(tmp_path / "other", images=40, size=96, seed=7)  # another "hospital": other size, seed
-    result = evaluate(
-        trained_classifier, split="test", data=tmp_path / "other" / "manifest.csv", n_resamples=100, progress=False
-    )
+    other = tmp_path / "other" / "manifest.csv"
+    result = evaluate(trained_classifier, data=other, n_resamples=100, progress=False)
     point = json.loads((trained_classifier / "operating_point.json").read_text())
     assert result["threshold"] == pytest.approx(point["threshold"])  # the validation threshold, unchanged
-    assert result["n_images"] == int((pd.read_csv(tmp_path / "other" / "manifest.csv")["split"] == "test").sum())
+    # defect 9: the other dataset's own split column must not narrow external validation by default
+    labelled = pd.read_csv(other)["label"].notna().sum()
+    assert (result["split"], result["n_images"]) == ("all", labelled)
+    only_test = evaluate(trained_classifier, split="test", data=other, n_resamples=100, progress=False)
+    assert only_test["n_images"] == int((pd.read_csv(other)["split"] == "test").sum()) < labelled
     stored = json.loads((trained_classifier / "metrics.json").read_text())
-    assert "manifest-test" in stored  # kept beside, not over, the internal test entry
+    assert {"manifest-all", "manifest-test"} <= set(stored)  # two entries, kept beside each other
 
 
 @pytest.mark.shared_data

@@ -1,5 +1,5 @@
 """Detection metrics: mAP equals pycocotools on hand-made boxes, bootstrap re-accumulation equals re-running
-COCOeval on resampled images, FROC and image-level AUC by hand."""
+COCOeval on resampled images, FROC equals MONAI (point and resamples), FROC and image-level AUC by hand."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import pytest
 from osteon.data.boxes import ImageBoxes
 from osteon.metrics import MetricInputError
 from osteon.metrics.detection import (
+    _sensitivity_at_rates,
     coco_evaluate,
     coco_map_scores,
     detection_report,
     froc_curve,
+    froc_data,
     froc_score,
+    monai_froc_curve,
     weighted_average_precision,
 )
 
@@ -128,6 +131,54 @@ def test_froc_by_hand() -> None:
     assert curve["sensitivity"].tolist() == [0.0, 0.5, 0.5, 0.5, 1.0]
     assert curve["fp_per_image"].tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
     assert froc_score(truth, preds, rates=(0.25, 0.5, 1.0, 8.0)) == {0.25: 0.5, 0.5: 0.5, 1.0: 1.0, 8.0: 1.0}
+
+
+def test_froc_reads_the_curve_by_interpolation_as_monai() -> None:
+    """Between two points of the curve the sensitivity is interpolated (CAMELYON16/LUNA16, MONAI), not stepped."""
+    truth = [gt([0, 0, 10, 10]), gt([0, 0, 10, 10])]
+    preds = [pred([[0, 0, 10, 10], [50, 50, 60, 60]], [0.8, 0.6]), pred([[0, 0, 10, 10]], [0.6])]
+    # points (FP/image, sensitivity): (0, 0) nothing kept, (0, 0.5) at 0.8, (0.5, 1.0) at 0.6
+    assert froc_curve(truth, preds)["sensitivity"].tolist() == [0.0, 0.5, 1.0]
+    assert froc_score(truth, preds, rates=(0.25, 0.5, 2.0)) == {0.25: 0.75, 0.5: 1.0, 2.0: 1.0}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_froc_curve_and_scores_equal_monai(seed: int) -> None:
+    from monai.metrics import compute_froc_curve_data, compute_froc_score
+
+    truth, preds = random_case(seed, n_images=30)
+    data = froc_data(truth, preds)
+    # MONAI's own inputs: a missed lesion is a tp prob of 0 (compute_fp_tp_probs' convention)
+    tp = np.where(np.isfinite(data.lesion_score), data.lesion_score, 0.0)
+    fps, sens = compute_froc_curve_data(np.append(data.fp_score, 0.0), tp, len(tp), len(truth))
+    curve = froc_curve(truth, preds)
+    np.testing.assert_allclose(curve["fp_per_image"], fps[::-1], atol=1e-12)
+    np.testing.assert_allclose(curve["sensitivity"], sens[::-1], atol=1e-12)
+    rates = (0.125, 0.3, 0.5, 1.0, 1.7, 8.0)
+    ours = froc_score(truth, preds, rates=rates)
+    for r in rates:
+        assert ours[r] == pytest.approx(float(compute_froc_score(fps, sens, (r,))), abs=1e-12)
+
+
+def test_froc_bootstrap_equals_monai_on_the_resampled_images() -> None:
+    truth, preds = random_case(5, n_images=20)
+    data = froc_data(truth, preds)
+    rates = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    counts = np.random.default_rng(1).multinomial(len(truth), np.ones(len(truth)) / len(truth), size=6)
+    weighted = _sensitivity_at_rates(data, counts, rates)
+    for b, row in enumerate(counts):
+        drawn = np.repeat(np.arange(len(truth)), row)
+        ref_data = froc_data([truth[i] for i in drawn], [preds[i] for i in drawn])
+        fps, sens = monai_froc_curve(ref_data)
+        from monai.metrics import compute_froc_score
+
+        ref = [float(compute_froc_score(fps, sens, (r,))) for r in rates]
+        np.testing.assert_allclose(weighted[b], ref, atol=1e-12)
+
+
+def test_froc_refuses_negative_scores() -> None:
+    with pytest.raises(MetricInputError, match="confidences >= 0"):
+        froc_score([gt([0, 0, 10, 10])], [pred([[0, 0, 10, 10]], [-1.5])])
 
 
 def test_froc_centre_rule_and_classes() -> None:

@@ -17,6 +17,7 @@ from osteon.data.datasets import decode_images
 from osteon.data.manifest import Manifest
 from osteon.data.masks import read_label_map
 from osteon.data.transforms import Preprocessing
+from osteon.engine.outputs import MaskFileWriter
 from osteon.errors import ConfigError, ImageReadError
 from osteon.tasks import TaskState
 from osteon.tasks._segment_infer import window_logits
@@ -208,7 +209,7 @@ def test_predict_rows_writes_masks_measurements_and_metrics(tmp_path: Path) -> N
     manifest = _manifest(frame, tmp_path)
     task = SegmentationTask(_state(image_size=64))
     table = task.predict_rows(
-        Pointwise(), manifest, _dataset(task, manifest, 64), batch_size=2, out_dir=tmp_path / "out"
+        Pointwise(), manifest, _dataset(task, manifest, 64), batch_size=2, outputs=MaskFileWriter(tmp_path / "out")
     )
     assert list(table["truth"]) == ["1", "1"] and list(table["prediction"]) == ["1", "1"]
     saved = read_label_map(table.loc[0, "mask_file"])

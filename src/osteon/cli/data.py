@@ -1,17 +1,26 @@
-"""``osteon data ...``: summary, check, split, phantom."""
+"""``osteon data ...``: summary, check, split, phantom.
+
+``summary``, ``check`` and ``split`` take the dataset adapter options (``--image-column``, ``--label-column``,
+``--patient-column``, ``--image-template`` ... :data:`osteon.data.adapters.DATASET_OPTIONS`), the same flags
+and names as ``osteon train`` and its YAML.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from osteon.cli._common import fail, handle_errors, load_manifest, show_warnings, stderr_console
+from osteon.cli._common import fail, handle_errors, show_warnings, stderr_console
+from osteon.data.adapters._base import DATASET_OPTIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,20 +35,61 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Dataset format (fracatlas, class_folder, coco, yolo, csv, dicom_dir, manifest); detected when omitted.",
+        help="Dataset format (manifest, fracatlas, coco, yolo, voc, class_folder, dicom_dir, csv); detected when omitted.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of tables.")]
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
+def with_dataset_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add one ``--image-column``-style flag per dataset adapter option; the command gets them as ``options``.
+
+    The command declares a last parameter ``options: dict[str, str]``, which receives the options that were
+    given (flags left out are not passed, so the adapter's defaults apply).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "options"]
+    added = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None, typer.Option(f"--{name.replace('_', '-')}", help=text, show_default=False)
+            ],
+        )
+        for name, text in DATASET_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        options = {name: value for name in DATASET_OPTIONS if (value := kwargs.pop(name, None)) is not None}
+        command(*args, options=options, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}  # type: ignore[attr-defined]
+    return wrapper
+
+
+def load_manifest(path: Path, *, format: str | None = None, options: dict[str, str] | None = None) -> Manifest:
+    """``load_dataset`` with the adapter options, showing the adapter's warnings as yellow lines."""
+    from osteon.data.adapters import load_dataset
+
+    with show_warnings():
+        return load_dataset(path, format=format, **(options or {}))
+
+
 @app.command()
-def summary(path: PathArg, format: FormatOpt = None, json_out: JsonOpt = False) -> None:
+@with_dataset_options
+def summary(
+    path: PathArg, format: FormatOpt = None, json_out: JsonOpt = False, options: dict[str, str] | None = None
+) -> None:
     """Count images, patients, labels per split, annotations, covariate coverage and file formats."""
     from osteon.data.summary import print_summary, summarize
 
     with handle_errors():
-        result = summarize(load_manifest(path, format=format))
+        result = summarize(load_manifest(path, format=format, options=options))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -47,6 +97,7 @@ def summary(path: PathArg, format: FormatOpt = None, json_out: JsonOpt = False) 
 
 
 @app.command()
+@with_dataset_options
 def check(
     path: PathArg,
     format: FormatOpt = None,
@@ -57,6 +108,7 @@ def check(
     no_decode: Annotated[
         bool, typer.Option("--no-decode", help="Skip decoding (faster; truncated/corrupt files go unnoticed).")
     ] = False,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Find unreadable files, duplicates, leakage between splits, label conflicts and bad annotations.
 
@@ -65,7 +117,7 @@ def check(
     from osteon.data.checks import check_dataset, has_errors
 
     with handle_errors():
-        manifest = load_manifest(path, format=format)
+        manifest = load_manifest(path, format=format, options=options)
         findings = check_dataset(manifest, near_duplicates=near_duplicates, decode=not no_decode, progress=not json_out)
     counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")}
     if json_out:
@@ -97,6 +149,7 @@ def check(
 
 
 @app.command()
+@with_dataset_options
 def split(
     path: PathArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Splits CSV to write (columns image, split[, fold]).")],
@@ -112,6 +165,7 @@ def split(
         typer.Option(help="K-fold cross-validation over the non-test part: 'fold' 0..K-1, split 'train'/'test'."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Make patient-level, duplicate-aware, stratified train/val/test splits (or K folds) and save them.
 
@@ -124,7 +178,7 @@ def split(
     if out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it, or choose another --out.")
     with handle_errors(), show_warnings():
-        manifest = load_manifest(path, format=format)
+        manifest = load_manifest(path, format=format, options=options)
         if stratify is None:
             stratify = "label" if manifest.has("label") else None
         elif stratify.lower() == "none":

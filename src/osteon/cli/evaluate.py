@@ -16,7 +16,13 @@ console = Console(stderr=True)
 
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
-    split: Annotated[str, typer.Option(help="Split to evaluate: train, val or test.")] = "test",
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Split to evaluate: train, val or test (default: the run's test split; with --data, every "
+            "labelled image of that dataset)."
+        ),
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="Another dataset (external validation).")] = None,
     n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
@@ -42,7 +48,9 @@ def evaluate_command(
 def _print_headline(result: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result['task']} — {result['data']} — {result['n_images']} images")
+    patients = f", {result['n_patients']} patients" if result.get("n_patients") else ""
+    title = f"{result['task']} — {result['data']} — split: {result['split']} — {result['n_images']} images{patients}"
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("estimate (95% CI)")
     for key, value in result.items():

@@ -56,6 +56,10 @@ class MissingPatientIdWarning(UserWarning):
     """The Manifest has no patient ids: image-level splits can put one patient on both sides."""
 
 
+class PathOutsideRootWarning(UserWarning):
+    """Relative ``image``/``mask`` paths climb out of the dataset root (``../``): the dataset is not self-contained."""
+
+
 class Manifest:
     """A validated table of images with a root folder their relative paths resolve against.
 
@@ -141,6 +145,22 @@ class Manifest:
         """Absolute image paths of the given row positions."""
         images = self.frame["image"]
         return [self.resolve(images.iat[int(i)]) for i in rows]
+
+    def rows_outside_root(self) -> list[int]:
+        """Row positions whose relative ``image`` or ``mask`` path leaves :attr:`root` (e.g. ``../other/a.png``).
+
+        Absolute paths are not counted (they say on purpose where the file is); symlinks are not followed.
+        """
+        rows: list[int] = []
+        columns = [c for c in ("image", "mask") if c in self.frame]
+        for i, values in enumerate(zip(*(self.frame[c] for c in columns), strict=True)):
+            for value in values:
+                if isinstance(value, str) and value and not Path(value).is_absolute():
+                    parts = Path(os.path.normpath(value)).parts
+                    if parts and parts[0] == "..":
+                        rows.append(i)
+                        break
+        return rows
 
     def has(self, column: str) -> bool:
         """True when the column exists and has at least one non-missing value."""

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from osteon.data.adapters._base import DATASET_OPTIONS
 from osteon.errors import ConfigError
 
 
@@ -33,6 +34,15 @@ class TrainConfig(BaseModel):
     task: TaskName = Field(description="classify | grade | regress")
     data: str = Field(description="Dataset folder, annotation file or Manifest CSV")
     format: str | None = Field(None, description="Dataset format; detected when not given")
+    # dataset adapter options (osteon.data.adapters.DATASET_OPTIONS; also flags of `osteon data ...`)
+    image_column: str | None = Field(None, description=DATASET_OPTIONS["image_column"])
+    image_template: str | None = Field(None, description=DATASET_OPTIONS["image_template"])
+    images_root: str | None = Field(None, description=DATASET_OPTIONS["images_root"])
+    label_column: str | None = Field(None, description=DATASET_OPTIONS["label_column"])
+    patient_column: str | None = Field(None, description=DATASET_OPTIONS["patient_column"])
+    target_column: str | None = Field(None, description=DATASET_OPTIONS["target_column"])
+    split_column: str | None = Field(None, description=DATASET_OPTIONS["split_column"])
+    patient_pattern: str | None = Field(None, description=DATASET_OPTIONS["patient_pattern"])
     target: str | None = Field(None, description="Manifest column to learn (default: label, or target for regress)")
     positive_class: str | None = Field(None, description="Positive class of a binary task (default: '1' or the last)")
     covariates: list[str] = Field(default_factory=list, description="Manifest columns fed beside the image")
@@ -77,6 +87,9 @@ class TrainConfig(BaseModel):
     split_file: str | None = Field(None, description="CSV with image,split columns to use instead of the data's split")
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
+    allow_patient_overlap: bool = Field(
+        False, description="Train although a patient has images in two splits (leaks; recorded in the run)"
+    )
 
     # hardware and reproducibility
     seed: int = 0
@@ -120,6 +133,10 @@ class TrainConfig(BaseModel):
     @classmethod
     def _check_precision(cls, value: str) -> str:
         return _one_of("precision", str(value), ("auto", "32", "bf16-mixed", "16-mixed"))
+
+    def dataset_options(self) -> dict[str, str]:
+        """The adapter options that are set (``image_column`` ...), for ``load_dataset(cfg.data, **options)``."""
+        return {name: value for name in DATASET_OPTIONS if (value := getattr(self, name)) is not None}
 
     # -- persistence ----------------------------------------------------------------------------
     @classmethod

@@ -16,7 +16,7 @@ from osteon.errors import ConfigError
 def evaluate(
     run: str | Path,
     *,
-    split: str = "test",
+    split: str | None = None,
     data: str | Path | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -25,16 +25,25 @@ def evaluate(
     """Predict one split and compute the task's metrics with bootstrap CIs (resampled by patient).
 
     The operating point of binary tasks is the one chosen on the run's validation split during
-    training; it is applied unchanged here. ``data`` evaluates on another dataset (external
-    validation): its ``split`` rows when it has them, otherwise all of its rows.
+    training; it is applied unchanged here.
+
+    Args:
+        run: A finished run directory.
+        split: The run's split to score (default ``test``); with ``data``, only that split of the other
+            dataset (default: every labelled image of it, whatever its own split column says).
+        data: Another dataset (external validation).
+        n_resamples: Bootstrap resamples for the CIs.
+        seed: Bootstrap seed.
+        progress: Show progress.
 
     Writes ``predictions_<key>.csv`` and the ``<key>`` entry of ``metrics.json`` where ``key`` is the
-    split, or ``<dataset>-<split>`` for external data. Returns that entry.
+    split, or ``<dataset>-<split>`` / ``<dataset>-all`` for external data. Returns that entry; its
+    ``split`` and ``n_images`` say what was scored.
     """
     rundir = RunDir.open(run)
     predictor = Predictor.from_run(rundir.path)
     manifest, key, source = _rows_to_evaluate(rundir, split, data)
-    frame = predictor.predict_manifest(manifest, progress=progress, out_dir=rundir.path / f"outputs_{key}")
+    frame = predictor.predict_manifest(manifest, progress=progress, out_dir=rundir.outputs(key))
     usable = frame[frame["error"] == ""]
     if "truth" not in usable or usable["truth"].isna().all():
         raise ConfigError(
@@ -49,7 +58,7 @@ def evaluate(
         )
     result["kind"] = result.pop("task", predictor.task.name)
     result = {
-        "split": split,
+        "split": split or ("test" if data is None else "all"),
         "data": source,
         "task": predictor.task.name,
         "n_images": len(labelled),
@@ -76,8 +85,9 @@ def _unit(frame: Any) -> str:
     return "patient" if has_ids else "image (no patient ids)"
 
 
-def _rows_to_evaluate(run: RunDir, split: str, data: str | Path | None) -> tuple[Manifest, str, str]:
+def _rows_to_evaluate(run: RunDir, split: str | None, data: str | Path | None) -> tuple[Manifest, str, str]:
     if data is None:
+        split = split or "test"
         manifest = Manifest.load(run.manifest)
         rows = manifest.frame["split"] == split
         if not rows.any():
@@ -86,6 +96,11 @@ def _rows_to_evaluate(run: RunDir, split: str, data: str | Path | None) -> tuple
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         manifest = load_dataset(data)
-    if manifest.has("split") and (manifest.frame["split"] == split).any():
-        return manifest.subset(manifest.frame["split"] == split), f"{manifest.name}-{split}", f"{data} ({split})"
-    return manifest, f"{manifest.name}-all", f"{data} (all rows)"
+    if split is None:  # external validation scores every labelled image unless a split is asked for
+        return manifest, f"{manifest.name}-all", f"{data} (all images)"
+    rows = manifest.frame["split"] == split if manifest.has("split") else None
+    if rows is None or not rows.any():
+        raise ConfigError(
+            f"{data}: has no {split!r} split to evaluate. Fix: leave --split out to score every labelled image."
+        )
+    return manifest.subset(rows.fillna(False)), f"{manifest.name}-{split}", f"{data} ({split} split)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,22 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from osteon.data.covariates import CovariateEncoder
 from osteon.data.datasets import DecodedImages, decode_images
 from osteon.data.manifest import Manifest
-from osteon.data.splits import save_split_file
 from osteon.data.transforms import Preprocessing, build_augmentation
-from osteon.engine.checkpoint import save_model_file
+from osteon.engine.backends import get_backend
 from osteon.engine.config import TrainConfig, is_ddp_child
+from osteon.engine.export import export_model, export_validation, record_selection
 from osteon.engine.module import TaskModule
-from osteon.engine.prepare import check_splits_present, excluded_rows, load_manifest, resolve_split
+from osteon.engine.prepare import excluded_rows, prepare_run
 from osteon.engine.rundir import RunDir
 from osteon.engine.trainer import build_trainer
 from osteon.errors import ConfigError, RunDirError
-from osteon.tasks import TASKS, TaskState, build_task
+from osteon.tasks import TaskState, build_task
 from osteon.tasks.base import Task
 
 
@@ -74,47 +74,12 @@ def train(
         run = RunDir.open(cfg.out, need_model=False)
         last = run.last_checkpoint if run.last_checkpoint.is_file() else None
         return _fit(run, cfg, ckpt_path=last, callbacks=callbacks, progress=progress)
-    run = RunDir.create(cfg.out)
-    _prepare_run(run, cfg)
+    run = prepare_run(cfg)  # validates everything before the run directory is made
     return _fit(run, cfg, ckpt_path=None, callbacks=callbacks, progress=progress)
 
 
 def _given(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if v is not None}
-
-
-def _prepare_run(run: RunDir, cfg: TrainConfig) -> None:
-    """Write config, Manifest with its split, and the task state: everything resume and DDP ranks need."""
-    if cfg.task not in TASKS:
-        raise ConfigError(f"task={cfg.task!r} is not available yet; available: {', '.join(TASKS.names())}.")
-    manifest = load_manifest(cfg)
-    task_cls = TASKS.get(cfg.task)
-    state = task_cls.setup(manifest, target=cfg.target, positive_class=cfg.positive_class, loss=cfg.loss)
-    manifest, decision = resolve_split(manifest, cfg, state.target)
-    check_splits_present(manifest)
-    if cfg.task == "regress":  # standardise with the train split only
-        state = task_cls.setup(manifest.split("train"), target=state.target, positive_class=None, loss=state.loss)
-    configure = getattr(task_cls, "configure", None)
-    if configure is not None:  # optional hook: a task records the config options it needs (encoder, patch size ...)
-        state = configure(state, cfg)
-    plan = getattr(task_cls, "plan", None)
-    if plan is not None:  # optional hook: choices derived from the training data (detect: anchors), into the state
-        state = plan(state, manifest, cfg, run.path)
-    encoder = CovariateEncoder.fit(manifest.split("train").frame, cfg.covariates)
-    prep = Preprocessing(image_size=cfg.image_size)
-    cfg.save(run.config)
-    manifest.save(run.manifest)
-    save_split_file(manifest, manifest.frame["split"], run.splits)
-    run.write_json(
-        run.state,
-        {
-            "task": asdict(state),
-            "preprocessing": prep.to_dict(),
-            "covariates": encoder.to_dict(),
-            "split": asdict(decision),
-            "dataset": {"name": manifest.name, "path": str(Path(cfg.data).resolve())},
-        },
-    )
 
 
 def _fit(
@@ -125,9 +90,8 @@ def _fit(
         torch.set_num_threads(cfg.threads)
     state = run.read_json(run.state)
     task = build_task(TaskState(**state["task"]))
-    fit_run = getattr(task, "fit_run", None)  # optional hook: a backend with its own trainer (detect: YOLO)
-    if fit_run is not None and fit_run(run.path, cfg, resume=ckpt_path is not None, progress=progress):
-        return run
+    if task.trainer_backend != "lightning":  # another trainer (detect: Ultralytics YOLO), same export path
+        return get_backend(task.trainer_backend)(run, cfg, task, resume=ckpt_path is not None, progress=progress)
     prep = Preprocessing(**state["preprocessing"])
     encoder = CovariateEncoder.from_dict(state["covariates"])
     manifest = Manifest.load(run.manifest)
@@ -147,7 +111,7 @@ def _fit(
     duration = time.perf_counter() - started
     if not trainer.is_global_zero:
         return run
-    _export(run, cfg, module, best.best_model_path or str(run.last_checkpoint), state, datasets["val"], manifest)
+    _export(run, cfg, module, best, datasets["val"], manifest)
     _record_training(run, cfg, trainer, duration, resumed=ckpt_path is not None)
     return run
 
@@ -231,35 +195,32 @@ def _train_targets(dataset: Dataset) -> np.ndarray | None:
 
 
 def _export(
-    run: RunDir,
-    cfg: TrainConfig,
-    module: TaskModule,
-    best_path: str,
-    state: dict[str, Any],
-    val_set: Dataset,
-    manifest: Manifest,
+    run: RunDir, cfg: TrainConfig, module: TaskModule, best: ModelCheckpoint, val_set: Dataset, manifest: Manifest
 ) -> None:
     """Write model.pt (best epoch), the validation predictions and the operating point chosen on them."""
-    ckpt = torch.load(best_path, map_location="cpu", weights_only=False)
+    best_path = Path(best.best_model_path or run.last_checkpoint)
+    ckpt = torch.load(best_path, map_location="cpu", weights_only=False)  # our own checkpoint, written by this run
     weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     module.model.load_state_dict(weights)
-    meta = {
-        "config": cfg.model_dump(mode="json"),
-        **state,
-        "best_epoch": int(ckpt.get("epoch", -1)),
-        "best_checkpoint": Path(best_path).name,
-        "monitor": "val/score",
-    }
-    save_model_file(run.model, state_dict={k: v.contiguous() for k, v in module.model.state_dict().items()}, meta=meta)
-
+    best_epoch = int(ckpt.get("epoch", -1))
+    export_model(
+        run,
+        cfg,
+        module.task,
+        state_dict=module.model.state_dict(),
+        best_epoch=best_epoch,
+        best_checkpoint=best_path.name,
+    )
     frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
-    frame.to_csv(run.predictions("val"), index=False)
-    point = module.task.choose_operating_point(frame)
-    if point is not None:
-        run.write_json(run.operating_point, point)
-    run.write_json(
-        run.path / "training.json",
-        {"best_epoch": meta["best_epoch"], "epochs": cfg.epochs, "best_checkpoint": meta["best_checkpoint"]},
+    export_validation(run, module.task, frame)
+    score = best.best_model_score
+    record_selection(
+        run,
+        module.task,
+        best_epoch=best_epoch,
+        best_score=float(score) if score is not None and float(score) > -1e8 else None,
+        epochs=cfg.epochs,
+        best_checkpoint=best_path.name,
     )
 
 

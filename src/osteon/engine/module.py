@@ -15,7 +15,9 @@ class TaskModule(L.LightningModule):
     """Wraps ``model`` and ``task``: loss from the task, a validation score from the task, optimiser from config.
 
     Logs ``train/loss`` and ``val/score`` (the task's higher-is-better validation
-    metric: AUC, quadratic kappa or −MAE), which checkpointing and early stopping monitor.
+    metric: AUC, quadratic kappa or −MAE), which checkpointing and early stopping monitor, and the same
+    metric under its own name and sign (``task.monitor``: ``val/AUC``, ``val/QWK``, ``val/MAE``), which the
+    progress bar shows.
     """
 
     def __init__(
@@ -67,10 +69,15 @@ class TaskModule(L.LightningModule):
             records = [r for part in gathered for r in part]
         if not records:
             return
-        value = self.task.monitor_records(records)
+        value = float(self.task.monitor_records(records))
+        monitor = getattr(self.task, "monitor", None)
+        named = monitor is not None and monitor.name != "score"
+        if named:  # the metric under its own name and value for the bar and logs: val/AUC, val/MAE
+            natural = monitor.natural(value) if np.isfinite(value) else float("nan")
+            self.log(f"val/{monitor.name}", natural, prog_bar=True, sync_dist=False, rank_zero_only=False)
         if not np.isfinite(value):
             value = -1e9  # undefined (e.g. one class in a tiny val split): never the best epoch
-        self.log("val/score", float(value), prog_bar=True, sync_dist=False, rank_zero_only=False)
+        self.log("val/score", value, prog_bar=not named, sync_dist=False, rank_zero_only=False)
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         params = [p for p in self.parameters() if p.requires_grad]

@@ -17,6 +17,7 @@ from osteon.data.datasets import DecodedImages, decode_images
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Preprocessing
 from osteon.engine.checkpoint import load_model_file
+from osteon.engine.outputs import MaskFileWriter
 from osteon.engine.rundir import RunDir
 from osteon.tasks import TaskState, build_task
 from osteon.tasks.base import Prediction, Task
@@ -72,7 +73,8 @@ class Predictor:
     ) -> pd.DataFrame:
         """Predict every row; unreadable images get an ``error`` and no scores (never dropped).
 
-        ``out_dir`` receives outputs that are files (predicted masks); the table holds their paths.
+        ``out_dir`` receives outputs that are files (predicted masks, through :class:`MaskFileWriter`); the table
+        holds their paths.
         """
         rows = np.arange(len(manifest))
         decoded = decode_images(manifest.paths_of(rows), self.preprocessing, progress=progress, description="predict")
@@ -86,7 +88,8 @@ class Predictor:
             augment=None,
             prep=self.preprocessing,
         )
-        frame = self.task.predict_rows(self.model, manifest, dataset, batch_size=batch_size, out_dir=out_dir)
+        writer = MaskFileWriter(out_dir) if out_dir is not None else None
+        frame = self.task.predict_rows(self.model, manifest, dataset, batch_size=batch_size, outputs=writer)
         frame["error"] = ""
         if decoded.errors:
             bad_rows = np.array(sorted(decoded.errors), dtype=np.int64)
@@ -186,15 +189,8 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_image(self, path: str | Path, *, covariates: dict[str, Any] | None = None) -> Prediction:
-        """The typed prediction for one file (``ClassPrediction``, ``GradePrediction`` or ``ValuePrediction``)."""
-        from osteon.data.transforms import load_unit_image, normalize
-
-        own = getattr(self.task, "predict_image", None)
-        if own is not None:  # tasks whose prediction lives in the file's pixels (masks, boxes) map it back themselves
-            return own(self.model, path, prep=self.preprocessing)
-        unit, _ = load_unit_image(path, self.preprocessing)
-        x = normalize(torch.from_numpy(unit)[None, None], self.preprocessing)
+        """The typed prediction for one file (see :mod:`osteon.tasks.predictions`), in its original pixels."""
         cov = None
         if self.covariates.columns:
             cov = torch.from_numpy(self.covariates.transform(pd.DataFrame([covariates or {}])))
-        return self.task.predict(self.model(x, cov))[0]
+        return self.task.predict_image(self.model, path, prep=self.preprocessing, covariates=cov)

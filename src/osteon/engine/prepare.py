@@ -1,19 +1,24 @@
-"""Data preparation for a run: the Manifest, its split, the rows that can be used, decoded images."""
+"""Preparing a run: the Manifest, its split, the task state; validated before the run directory is made."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from osteon.data.adapters import load_dataset
+from osteon.data.covariates import CovariateEncoder
 from osteon.data.manifest import SPLITS, Manifest
-from osteon.data.splits import apply_split_file, make_splits
+from osteon.data.splits import apply_split_file, make_splits, save_split_file
+from osteon.data.transforms import Preprocessing
 from osteon.engine.config import TrainConfig
-from osteon.errors import ConfigError
+from osteon.engine.rundir import RunDir
+from osteon.errors import ConfigError, SplitLeakError
+from osteon.tasks import TASKS, TaskState
 
 
 @dataclass
@@ -24,20 +29,32 @@ class SplitDecision:
     reason: str
 
 
-def resolve_split(manifest: Manifest, cfg: TrainConfig, target: str) -> tuple[Manifest, SplitDecision]:
+def resolve_split(
+    manifest: Manifest, cfg: TrainConfig, target: str, *, stratify_by_target: bool
+) -> tuple[Manifest, SplitDecision]:
     """Use the dataset's own split when it covers every image and class; else a seeded grouped split.
 
     Order: an explicit ``split_file`` wins; then the dataset's split when every row has one, train
-    and val are non-empty and train holds every class; otherwise a new split grouped by patient and
-    duplicate content and stratified by the target (``osteon.data.splits.make_splits``).
+    and val are non-empty and (``stratify_by_target``) train holds every class; otherwise a new split grouped
+    by patient and duplicate content, stratified by the target when ``stratify_by_target``
+    (``osteon.data.splits.make_splits``). A given split (file or dataset) that puts one patient in two splits
+    is refused unless ``cfg.allow_patient_overlap``.
+
+    Raises:
+        SplitLeakError: a patient has images in two splits of the given split.
     """
     if cfg.split_file:
-        return apply_split_file(manifest, Path(cfg.split_file)), SplitDecision("file", f"from {cfg.split_file}")
+        given = apply_split_file(manifest, Path(cfg.split_file))
+        reason = f"from {cfg.split_file}"
+        return given, SplitDecision(
+            "file", reason + _check_patient_overlap(given, cfg, f"--split-file {cfg.split_file}")
+        )
     frame = manifest.frame
-    problem = _split_problem(frame, target, cfg.task)
+    problem = _split_problem(frame, target, stratify_by_target)
     if problem is None:
-        return manifest, SplitDecision("dataset", "the dataset's own split covers every image and class")
-    stratify = target if cfg.task in ("classify", "grade") else None
+        note = _check_patient_overlap(manifest, cfg, "the dataset's split column")
+        return manifest, SplitDecision("dataset", "the dataset's own split covers every image and class" + note)
+    stratify = target if stratify_by_target else None
     splits = make_splits(manifest, val=cfg.val_fraction, test=cfg.test_fraction, stratify=stratify, seed=cfg.seed)
     reason = (
         f"generated (seed {cfg.seed}, val {cfg.val_fraction}, test {cfg.test_fraction}, grouped by patient and "
@@ -47,7 +64,33 @@ def resolve_split(manifest: Manifest, cfg: TrainConfig, target: str) -> tuple[Ma
     return manifest.with_columns(split=splits.to_numpy()), SplitDecision("generated", reason)
 
 
-def _split_problem(frame: pd.DataFrame, target: str, task: str) -> str | None:
+def _check_patient_overlap(manifest: Manifest, cfg: TrainConfig, source: str) -> str:
+    """Refuse a split that puts one patient in two splits (unless allowed); returns a note for the decision."""
+    frame = manifest.frame
+    if "patient_id" not in frame or "split" not in frame:
+        return ""
+    known = frame[frame["patient_id"].notna() & frame["split"].notna()]
+    counts = known.groupby(known["patient_id"].astype(str))["split"].nunique()
+    leaking = sorted(counts[counts > 1].index)
+    if not leaking:
+        return ""
+    where = {p: sorted(known.loc[known["patient_id"].astype(str) == p, "split"].unique()) for p in leaking[:5]}
+    listed = "; ".join(f"{p} in {'/'.join(s)}" for p, s in where.items())
+    more = f" and {len(leaking) - 5} more" if len(leaking) > 5 else ""
+    message = (
+        f"{manifest.name}: {len(leaking)} patient(s) have images in two splits of {source} ({listed}{more}), so "
+        "test results would be optimistic."
+    )
+    if not cfg.allow_patient_overlap:
+        raise SplitLeakError(
+            message + " Fix: re-split by patient (`osteon data split`, or leave the split out and Osteon makes one), "
+            "or pass --allow-patient-overlap to train anyway."
+        )
+    warnings.warn(message + " Training anyway (--allow-patient-overlap).", stacklevel=3)
+    return f"; {len(leaking)} patient(s) in two splits, allowed by --allow-patient-overlap"
+
+
+def _split_problem(frame: pd.DataFrame, target: str, stratify_by_target: bool) -> str | None:
     if "split" not in frame or frame["split"].isna().all():
         return "the dataset has no split"
     labelled = frame[frame[target].notna()]
@@ -57,7 +100,7 @@ def _split_problem(frame: pd.DataFrame, target: str, task: str) -> str | None:
     for name in ("train", "val"):
         if not (labelled["split"] == name).any():
             return f"its split has no {name!r} part"
-    if task in ("classify", "grade"):
+    if stratify_by_target:
         all_classes = set(labelled[target].astype(str))
         train_classes = set(labelled.loc[labelled["split"] == "train", target].astype(str))
         if all_classes - train_classes:
@@ -66,8 +109,13 @@ def _split_problem(frame: pd.DataFrame, target: str, task: str) -> str | None:
 
 
 def load_manifest(cfg: TrainConfig) -> Manifest:
-    """The Manifest of ``cfg.data`` (format detected unless ``cfg.format`` is given)."""
-    return load_dataset(cfg.data, format=cfg.format)
+    """The Manifest of ``cfg.data`` (format detected unless ``cfg.format`` is given).
+
+    The adapter options set in the config (``image_column``, ``label_column``, ``patient_column``,
+    ``image_template`` ... see :meth:`TrainConfig.dataset_options`) are passed to the adapter, which refuses
+    one its format does not take.
+    """
+    return load_dataset(cfg.data, format=cfg.format, **cfg.dataset_options())
 
 
 def check_splits_present(manifest: Manifest) -> None:
@@ -84,3 +132,69 @@ def excluded_rows(frame: pd.DataFrame, rows: np.ndarray, reason: str | list[str]
     out = frame.iloc[rows][["image"]].copy()
     out["reason"] = reason
     return out
+
+
+@dataclass
+class PreparedRun:
+    """Everything a run needs before training, validated, not yet on disk."""
+
+    cfg: TrainConfig
+    manifest: Manifest
+    state: TaskState
+    decision: SplitDecision
+    preprocessing: Preprocessing
+    covariates: CovariateEncoder
+
+    def state_record(self) -> dict[str, Any]:
+        """The content of ``state.json``."""
+        return {
+            "task": asdict(self.state),
+            "preprocessing": self.preprocessing.to_dict(),
+            "covariates": self.covariates.to_dict(),
+            "split": asdict(self.decision),
+            "dataset": {"name": self.manifest.name, "path": str(Path(self.cfg.data).resolve())},
+        }
+
+
+def prepare(cfg: TrainConfig) -> PreparedRun:
+    """Load the data, set up the task, resolve the split: every check that can fail, before any file is written.
+
+    Raises:
+        ConfigError: unknown task, the config does not fit the data (bad targets, too few classes, a split
+            that leaks patients ...).
+    """
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task={cfg.task!r} is not available yet; available: {', '.join(TASKS.names())}.")
+    manifest = load_manifest(cfg)
+    task_cls = TASKS.get(cfg.task)
+    state = task_cls.setup(manifest, target=cfg.target, positive_class=cfg.positive_class, loss=cfg.loss)
+    manifest, decision = resolve_split(manifest, cfg, state.target, stratify_by_target=task_cls.stratify_by_target)
+    check_splits_present(manifest)
+    if task_cls.setup_on_train:  # target statistics (e.g. a regression's mean/std) from the train split only
+        state = task_cls.setup(manifest.split("train"), target=state.target, positive_class=None, loss=state.loss)
+    state = task_cls.configure(state, cfg)
+    state = task_cls.plan(state, manifest, cfg)
+    encoder = CovariateEncoder.fit(manifest.split("train").frame, cfg.covariates)
+    return PreparedRun(cfg, manifest, state, decision, Preprocessing(image_size=cfg.image_size), encoder)
+
+
+def prepare_run(cfg: TrainConfig) -> RunDir:
+    """Validate everything (:func:`prepare`), then create ``cfg.out`` and write what training and resume need.
+
+    Files: ``config.yaml``, ``manifest.csv`` (with the split), ``splits.csv``, ``state.json`` and, when the
+    task planned from the data, ``plan.json``. Nothing is created when a check fails.
+
+    Raises:
+        RunDirError: ``cfg.out`` already holds a run.
+        ConfigError: see :func:`prepare`.
+    """
+    RunDir.check_new(cfg.out)
+    prepared = prepare(cfg)
+    run = RunDir.create(cfg.out)
+    cfg.save(run.config)
+    prepared.manifest.save(run.manifest)
+    save_split_file(prepared.manifest, prepared.manifest.frame["split"], run.splits)
+    if prepared.state.extra.get("plan"):
+        run.write_json(run.plan, prepared.state.extra["plan"])
+    run.write_json(run.state, prepared.state_record())
+    return run

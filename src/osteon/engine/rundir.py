@@ -11,9 +11,13 @@ Layout::
       checkpoints/           Lightning checkpoints (last.ckpt for --resume, best.ckpt)
       model.pt               self-describing weights of the best epoch (Predictor.from_run)
       operating_point.json   threshold chosen on the validation split (binary tasks)
+      training.json          best epoch, epochs run, wall time, hardware, backend
+      plan.json              choices derived from the training data (detect: anchors, sizes)
       metrics.json           {split: metrics with CIs}, one entry per evaluation
       predictions_<split>.csv
-      figures/               PNG figures (ROC, confusion matrix, calibration ...)
+      outputs_<key>/         file outputs of one evaluation (predicted/true masks), named by the engine
+      figures/               PNG figures (ROC, confusion matrix, calibration, box overlays ...)
+      report/                the HTML study report and model card
       logs/                  CSV (and TensorBoard) logs
 """
 
@@ -22,9 +26,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from osteon.errors import RunDirError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -34,18 +41,24 @@ class RunDir:
     path: Path
 
     @classmethod
+    def check_new(cls, path: str | Path) -> None:
+        """Raise :class:`RunDirError` when ``path`` exists and is not empty (runs are never overwritten)."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunDirError(
+                f"{path} already holds a run. Fix: continue it with `osteon train --resume {path}`, "
+                "or choose another --out."
+            )
+
+    @classmethod
     def create(cls, path: str | Path) -> RunDir:
         """Make a new run directory; refuses to reuse a non-empty one (runs are never overwritten).
 
         Raises:
             RunDirError: the directory exists and is not empty.
         """
+        cls.check_new(path)
         path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            raise RunDirError(
-                f"{path} already holds a run. Fix: continue it with `osteon train --resume {path}`, "
-                "or choose another --out."
-            )
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
 
@@ -106,6 +119,14 @@ class RunDir:
         return self.path / "operating_point.json"
 
     @property
+    def training(self) -> Path:
+        return self.path / "training.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.path / "plan.json"
+
+    @property
     def metrics(self) -> Path:
         return self.path / "metrics.json"
 
@@ -118,7 +139,16 @@ class RunDir:
         return self.path / "logs"
 
     def predictions(self, key: str) -> Path:
+        """``predictions_<key>.csv``: one row per image of one evaluation (``key`` = split or dataset-split)."""
         return self.path / f"predictions_{key}.csv"
+
+    def outputs(self, key: str) -> Path:
+        """``outputs_<key>/``: file outputs (masks) of the evaluation whose table is ``predictions(key)``."""
+        return self.path / f"outputs_{key}"
+
+    def figure_dir(self, name: str) -> Path:
+        """A sub-folder of ``figures/`` (e.g. ``overlays_test``)."""
+        return self.figures / name
 
     # -- JSON helpers ---------------------------------------------------------------------------
     def read_json(self, path: Path) -> dict[str, Any]:
@@ -134,6 +164,49 @@ class RunDir:
         merged = self.read_json(self.metrics)
         merged[key] = values
         self.write_json(self.metrics, merged)
+
+    # -- reports and predictions (added for the report layer) -----------------------------------
+    @property
+    def report_html(self) -> Path:
+        """``report.html``: the self-contained study report (``osteon report``)."""
+        return self.path / "report.html"
+
+    @property
+    def model_card(self) -> Path:
+        """``model_card.md``: the model card written next to the report."""
+        return self.path / "model_card.md"
+
+    @property
+    def metrics_log(self) -> Path:
+        """``logs/metrics.csv``: per-step losses and validation score (Lightning's CSVLogger in ``logs``)."""
+        return self.logs / "metrics.csv"
+
+    def read_predictions(self, key: str) -> pd.DataFrame:
+        """``predictions_<key>.csv`` with one set of dtypes, whoever reads it.
+
+        Identifiers and paths (``image``, ``patient_id``, ``study_id``, ``split``, ``*_file``) and text or JSON
+        columns (``truth``, ``prediction``, ``pred_boxes`` ...: :data:`PREDICTION_TEXT_COLUMNS`) are pandas
+        ``string``; every other column keeps pandas' inference (numbers are numeric). ``error`` is ``""`` for
+        rows that were read. ``truth`` stays text for every task (class names such as ``"0"`` must not become
+        numbers); convert it with ``pd.to_numeric`` where it is a value.
+
+        Raises:
+            RunDirError: the run has no predictions for ``key``.
+        """
+        import pandas as pd
+
+        path = self.predictions(key)
+        if not path.is_file():
+            raise RunDirError(
+                f"{self.path} has no {path.name}: the run was not evaluated on {key!r}. "
+                f"Fix: run `osteon evaluate {self.path} --split {key}`."
+            )
+        header = pd.read_csv(path, nrows=0).columns
+        text = [c for c in header if c in PREDICTION_TEXT_COLUMNS or str(c).endswith("_file")]
+        frame = pd.read_csv(path, dtype=dict.fromkeys(text, "string"), keep_default_na=True)
+        if "error" in frame:
+            frame["error"] = frame["error"].fillna("")
+        return frame
 
 
 def json_safe(value: Any) -> Any:
@@ -161,3 +234,24 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+#: Columns of a predictions table that are text (ids, paths, class names, JSON boxes), never numbers.
+PREDICTION_TEXT_COLUMNS = frozenset(
+    {
+        "image",
+        "patient_id",
+        "study_id",
+        "split",
+        "label",
+        "boxes",
+        "polygons",
+        "mask",
+        "view",
+        "laterality",
+        "truth",
+        "prediction",
+        "pred_boxes",
+        "error",
+    }
+)

@@ -3,15 +3,69 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BackboneFinetuning, EarlyStopping, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 
+from osteon.engine.callbacks import RandomState, ResumableCSVLogger, ResumeLogs, TrainingClock
 from osteon.engine.config import TrainConfig
 from osteon.engine.rundir import RunDir
+
+# Lightning's info lines (GPU/TPU availability, "💡 Tip" advertisements, "`Trainer.fit` stopped") are logged
+# here; warnings from these modules that a user of Osteon cannot act on are silenced during training.
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero")
+_LIBRARY_MODULES = r"(lightning|lightning_fabric|pytorch_lightning|lightning_utilities|torch|torchmetrics)(\..*)?$"
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's info messages and library deprecation warnings (ours and real problems still show).
+
+    Silenced: the GPU/TPU availability lines, litlogger/litmodels tips and other ``rank_zero_info`` lines
+    (logging level WARNING), ``DeprecationWarning``/``FutureWarning`` raised inside lightning/torch (e.g.
+    torch's ``LeafSpec`` deprecation that Lightning triggers), and the advice to use more DataLoader workers
+    (Osteon decodes every image once into memory, so ``num_workers=0`` is its deliberate default).
+    """
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for category in (DeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category, module=_LIBRARY_MODULES)
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            # --resume writes into the run's own checkpoints/ again, which is the point
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+class QuietTrainer(L.Trainer):
+    """A Lightning ``Trainer`` whose ``fit`` runs under :func:`quiet_lightning`."""
+
+    def fit(self, *args: Any, **kwargs: Any) -> None:
+        with quiet_lightning():
+            super().fit(*args, **kwargs)
+
+
+class EpochProgressBar(RichProgressBar):
+    """Rich progress bar that counts epochs from 1: "Epoch 1/2", "Epoch 2/2" (Lightning shows "0/1", "1/1")."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            description += f"/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -52,14 +106,15 @@ def build_trainer(
     last = ModelCheckpoint(
         dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
-    all_callbacks: list[L.Callback] = [best, last, *callbacks]
+    # RandomState first: it restores the saved random state before any other callback draws from it.
+    all_callbacks: list[L.Callback] = [RandomState(), TrainingClock(), ResumeLogs(), best, last, *callbacks]
     if progress:  # on stderr, so that stdout stays machine-readable (run path, --json)
-        all_callbacks.append(RichProgressBar(console_kwargs={"stderr": True}))
+        all_callbacks.append(EpochProgressBar(console_kwargs={"stderr": True}))
     if cfg.early_stopping_patience:
         all_callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.early_stopping_patience))
     if cfg.freeze_backbone_epochs:
         all_callbacks.append(BackboneFinetuning(unfreeze_backbone_at_epoch=cfg.freeze_backbone_epochs, verbose=False))
-    loggers: list[Logger] = [CSVLogger(run.logs, name="", version="")]
+    loggers: list[Logger] = [ResumableCSVLogger(run.logs, name="", version="")]  # keeps metrics.csv on resume
     if importlib.util.find_spec("tensorboard") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -70,21 +125,22 @@ def build_trainer(
         loggers.append(
             MLFlowLogger(experiment_name="osteon", run_name=run.path.name, tracking_uri=f"file:{run.logs / 'mlruns'}")
         )
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs,
-        accelerator=cfg.accelerator,
-        devices=_devices(cfg.devices),
-        num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy,
-        precision=resolve_precision(cfg.precision, cfg.accelerator),  # type: ignore[arg-type]
-        deterministic=cfg.deterministic,
-        accumulate_grad_batches=cfg.accumulate_grad_batches,
-        callbacks=all_callbacks,
-        logger=loggers,
-        default_root_dir=run.path,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        num_sanity_val_steps=0,
-    )
+    with quiet_lightning():  # the GPU/TPU lines are logged while the Trainer is built
+        trainer = QuietTrainer(
+            max_epochs=cfg.epochs,
+            accelerator=cfg.accelerator,
+            devices=_devices(cfg.devices),
+            num_nodes=cfg.num_nodes,
+            strategy=cfg.strategy,
+            precision=resolve_precision(cfg.precision, cfg.accelerator),  # type: ignore[arg-type]
+            deterministic=cfg.deterministic,
+            accumulate_grad_batches=cfg.accumulate_grad_batches,
+            callbacks=all_callbacks,
+            logger=loggers,
+            default_root_dir=run.path,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+            num_sanity_val_steps=0,
+        )
     return trainer, best

@@ -15,8 +15,12 @@ background) and, for predictions, ``scores`` ``(K,)`` (e.g. :class:`osteon.data.
   a lesion (true box) of its class when IoU ≥ 0.5 (``hit="iou"``, the default) or when its centre lies in
   the box (``hit="center"``). A lesion counts as found at a threshold when any detection hitting it scores
   at least the threshold; a detection hitting no lesion is a false positive; further hits on a lesion are
-  neither (LUNA16's rule). Sensitivity at ``r`` FP/image is the highest sensitivity whose FP/image is ≤ r
-  (the curve ends at the lowest score kept by the detector).
+  neither (LUNA16's rule). The matching is Osteon's (boxes, IoU by ``torchvision.ops.box_iou``); the curve and
+  the sensitivity at ``r`` FP/image are MONAI's ``compute_froc_curve_data`` / ``compute_froc_score``
+  (CAMELYON16's code): linear interpolation between the curve's points, the curve ending at the lowest score
+  kept by the detector. Scores must be ≥ 0; a detection scored 0 counts as no detection (MONAI's convention).
+  The bootstrap re-weights images in a vectorised copy of MONAI's two functions; tests pin it equal to MONAI
+  on the resampled images.
 * **Image-level AUC.** An image is positive when it has a true box; its score is its highest box score
   (0 without boxes). Undefined (nan) when every image is positive or every image negative.
 """
@@ -214,7 +218,7 @@ def coco_map_scores(
         >>> from osteon.data.boxes import ImageBoxes
         >>> t = [ImageBoxes(np.array([[0, 0, 10, 10.0]]), np.array([0]))]
         >>> p = [ImageBoxes(np.array([[0, 0, 10, 10.0]]), np.array([0]), np.array([0.9]))]
-        >>> coco_map_scores(t, p, n_classes=1)["map50"]
+        >>> round(coco_map_scores(t, p, n_classes=1)["map50"], 6)
         1.0
     """
     result = coco_evaluate(truth, predictions, n_classes=n_classes)
@@ -241,7 +245,14 @@ class FrocData:
 
 
 def froc_data(truth: Sequence[BoxesLike], predictions: Sequence[BoxesLike], *, hit: HitRule = "iou") -> FrocData:
-    """Match detections to lesions (see the module docstring for the rule)."""
+    """Match detections to lesions (see the module docstring for the rule).
+
+    Raises:
+        MetricInputError: an unknown ``hit`` rule, or a score that is negative or not finite.
+    """
+    import torch
+    from torchvision.ops import box_iou
+
     if hit not in ("iou", "center"):
         raise MetricInputError(f"hit must be 'iou' (IoU >= 0.5) or 'center' (centre in the box); got {hit!r}.")
     fp_image, fp_score, lesion_image, lesion_score = [], [], [], []
@@ -249,7 +260,12 @@ def froc_data(truth: Sequence[BoxesLike], predictions: Sequence[BoxesLike], *, h
         tb, tl = np.asarray(t.boxes, float).reshape(-1, 4), np.asarray(t.labels)
         pb, pl = np.asarray(p.boxes, float).reshape(-1, 4), np.asarray(p.labels)
         ps = np.asarray(p.scores, float)
-        iou = _box_iou(pb, tb)  # (D, G)
+        if not (np.isfinite(ps) & (ps >= 0)).all():
+            raise MetricInputError(
+                f"predictions[{i}] has scores {ps[~(np.isfinite(ps) & (ps >= 0))][:3].tolist()}; FROC needs "
+                "confidences >= 0 (pass probabilities, not logits)."
+            )
+        iou = np.nan_to_num(box_iou(torch.from_numpy(pb), torch.from_numpy(tb)).numpy(), nan=0.0)  # (D, G)
         if hit == "iou":
             hits = iou >= 0.5
         else:
@@ -282,15 +298,30 @@ def froc_data(truth: Sequence[BoxesLike], predictions: Sequence[BoxesLike], *, h
     )
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(D, G)`` IoU of xyxy boxes (COCO's convention: areas are ``w * h``, no +1)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+def monai_froc_curve(data: FrocData) -> tuple[np.ndarray, np.ndarray]:
+    """MONAI's ``compute_froc_curve_data`` on the matched detections: ``(fp_per_image, sensitivity)``.
+
+    Points run from the lowest score kept to ``(0, 0)`` (nothing kept). A missed lesion is a ``tp_prob``
+    of 0 (as MONAI's ``compute_fp_tp_probs`` writes it), and a 0 is always among the scores, because MONAI
+    does not use the lowest score as a threshold (with CAMELYON16's missed-lesion 0 there, it would count
+    every lesion as found); so every score above 0 is a point of the curve.
+    """
+    from monai.metrics import compute_froc_curve_data
+
+    tp_probs = np.where(np.isfinite(data.lesion_score), data.lesion_score, 0.0)
+    fp_probs = np.append(data.fp_score, 0.0)  # the 0 that MONAI skips; never counted (thresholds are > 0)
+    fps, sensitivity = compute_froc_curve_data(fp_probs, tp_probs, len(tp_probs), data.n_images)
+    return np.asarray(fps, dtype=float), np.asarray(sensitivity, dtype=float)
+
+
+def _monai_sensitivity(data: FrocData, rates: Sequence[float]) -> np.ndarray:
+    """``(len(rates),)`` MONAI's ``compute_froc_score`` at each rate (nan without lesions)."""
+    from monai.metrics import compute_froc_score
+
+    if len(data.lesion_score) == 0:
+        return np.full(len(rates), np.nan)
+    fps, sensitivity = monai_froc_curve(data)
+    return np.array([float(compute_froc_score(fps, sensitivity, (float(r),))) for r in rates])
 
 
 def _weighted_curve(data: FrocData, weights: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,25 +341,36 @@ def _weighted_curve(data: FrocData, weights: np.ndarray, thresholds: np.ndarray)
 
 
 def _thresholds(data: FrocData) -> np.ndarray:
+    """``inf`` (nothing kept), then every score above 0, descending: the points of MONAI's curve."""
     scores = np.concatenate([data.fp_score, data.lesion_score[np.isfinite(data.lesion_score)]])
-    return np.concatenate([[np.inf], np.unique(scores)[::-1]])
+    return np.concatenate([[np.inf], np.unique(scores[scores > 0])[::-1]])
 
 
 def _sensitivity_at_rates(data: FrocData, weights: np.ndarray, rates: Sequence[float]) -> np.ndarray:
-    """``(B, len(rates))`` highest sensitivity with FP/image ≤ rate (nan without lesions)."""
+    """``(B, len(rates))`` sensitivity at each FP/image with images weighted by ``weights`` ``(B, N)``.
+
+    MONAI's ``compute_froc_score`` (``np.interp`` over the curve's points in FP/image order), vectorised over
+    resamples: scores of images a resample did not draw add points equal to a neighbour's, which leaves
+    the interpolation unchanged, so row ``b`` equals MONAI on the images drawn ``weights[b]`` times.
+    """
     thresholds = _thresholds(data)
-    out = np.empty((len(weights), len(rates)))
+    rates_arr = np.asarray(rates, dtype=float)
+    out = np.full((len(weights), len(rates_arr)), np.nan)
     for start in range(0, len(weights), 256):
         sens, fpr = _weighted_curve(data, weights[start : start + 256], thresholds)
-        for j, rate in enumerate(rates):
-            out[start : start + 256, j] = np.where(fpr <= rate, sens, -np.inf).max(axis=1)
+        for b in range(len(sens)):
+            if np.isfinite(sens[b, 0]):  # nan: the resample drew no lesion
+                out[start + b] = np.interp(rates_arr, fpr[b], sens[b])
     return out
 
 
 def froc_curve(
     truth: Sequence[BoxesLike], predictions: Sequence[BoxesLike], *, hit: HitRule = "iou"
 ) -> dict[str, np.ndarray]:
-    """The FROC curve: ``{"threshold", "sensitivity", "fp_per_image"}`` arrays, thresholds descending."""
+    """The FROC curve: ``{"threshold", "sensitivity", "fp_per_image"}`` arrays, thresholds descending.
+
+    The points equal MONAI's ``compute_froc_curve_data`` (reversed), with the score threshold of each.
+    """
     data = froc_data(truth, predictions, hit=hit)
     thresholds = _thresholds(data)
     sens, fpr = _weighted_curve(data, np.ones((1, data.n_images)), thresholds)
@@ -342,7 +384,9 @@ def froc_score(
     rates: Sequence[float] = FROC_RATES,
     hit: HitRule = "iou",
 ) -> dict[float, float]:
-    """Lesion sensitivity at each FP/image in ``rates`` (nan, with a warning, when there is no lesion).
+    """Lesion sensitivity at each FP/image in ``rates`` (MONAI's ``compute_froc_score`` per rate).
+
+    Undefined (nan, with a warning) when there is no lesion.
 
     Example:
         >>> from osteon.data.boxes import ImageBoxes
@@ -354,7 +398,7 @@ def froc_score(
     data = froc_data(truth, predictions, hit=hit)
     if len(data.lesion_image) == 0:
         undefined("FROC sensitivity", "there is no true box")
-    values = _sensitivity_at_rates(data, np.ones((1, data.n_images)), rates)[0]
+    values = _monai_sensitivity(data, rates)
     return {float(r): float(v) if np.isfinite(v) else float("nan") for r, v in zip(rates, values, strict=True)}
 
 
@@ -419,7 +463,8 @@ def detection_report(
         warnings.simplefilter("ignore", RuntimeWarning)
         dist = resample_distribution(stat_fns, len(truth), groups=groups, n_resamples=n_resamples, seed=seed)
         ones = np.ones((1, len(truth)))
-        point = {name: fn(ones)[0] for name, fn in stat_fns.items() if name not in ("ap", "auc")}
+        point = {name: fn(ones)[0] for name, fn in stat_fns.items() if name not in ("ap", "auc", "froc")}
+    point["froc"] = _monai_sensitivity(froc, rates)  # the point estimate from MONAI itself
 
     def ci(estimate: float, values: np.ndarray, name: str) -> dict[str, float | int]:
         return summarise(estimate, values, confidence=confidence, name=name).as_dict()

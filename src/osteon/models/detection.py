@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
@@ -61,6 +62,11 @@ class DetectorSpec:
         input_mean, input_std: Osteon's normalisation (YOLO undoes it: it expects 0..1 RGB).
         fpn_channels: Width of the feature pyramid and of the heads (torchvision: 256; 128 costs a quarter
             of the head's compute, which dominates on CPUs).
+        proposals: Faster R-CNN: region proposals kept per image after the RPN's NMS, ``(train, test)``
+            (torchvision: 2000, 1000; the RoI head's cost grows with them).
+        roi_samples: Faster R-CNN: proposals sampled per training image for the RoI head (torchvision: 512).
+        box_head_width: Faster R-CNN: width of the RoI head's two fully connected layers (torchvision: 1024;
+            with 7×7 pooled features the first layer dominates the detector's compute on small inputs).
     """
 
     architecture: str
@@ -75,11 +81,16 @@ class DetectorSpec:
     input_mean: float = 0.5
     input_std: float = 0.25
     fpn_channels: int = 256
+    proposals: tuple[int, int] = (2000, 1000)
+    roi_samples: int = 512
+    box_head_width: int = 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectorSpec:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if "proposals" in known:
+            known["proposals"] = tuple(int(n) for n in known["proposals"])
         known["anchor_sizes"] = tuple(tuple(float(s) for s in level) for level in known.get("anchor_sizes", ()))
         known["aspect_ratios"] = tuple(float(r) for r in known.get("aspect_ratios", (0.5, 1.0, 2.0)))
         return cls(**known)
@@ -221,10 +232,18 @@ def build_detector(spec: DetectorSpec, *, pretrained: str | None = None) -> nn.M
             **common,
         )
     else:
+        width = spec.box_head_width
         model = FasterRCNN(
             backbone,
-            n + 1,  # class 0 = background
+            None,
             rpn_anchor_generator=anchors,
+            rpn_pre_nms_top_n_train=max(spec.proposals[0], 2000),
+            rpn_pre_nms_top_n_test=max(spec.proposals[1], 1000),
+            rpn_post_nms_top_n_train=spec.proposals[0],
+            rpn_post_nms_top_n_test=spec.proposals[1],
+            box_head=TwoMLPHead(backbone.out_channels * 7**2, width),  # 7×7: torchvision's RoIAlign output
+            box_predictor=FastRCNNPredictor(width, n + 1),  # class 0 = background
+            box_batch_size_per_image=spec.roi_samples,
             box_score_thresh=spec.score_threshold,
             box_nms_thresh=spec.nms_iou,
             box_detections_per_img=spec.detections_per_image,

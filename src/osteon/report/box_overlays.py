@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from osteon.errors import OsteonError
+from osteon.data.boxes import box_records
+from osteon.errors import DatasetFormatError, OsteonError
 
 TRUE_COLOUR = (40, 220, 90)
 PRED_COLOUR = (255, 150, 20)
@@ -45,7 +46,8 @@ def draw_box_overlays(
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(frame))
-    has_truth = frame["truth"].fillna("[]").ne("[]").to_numpy() if "truth" in frame else np.zeros(len(frame), bool)
+    truth = [_records(v) for v in frame["truth"]] if "truth" in frame else [[] for _ in range(len(frame))]
+    has_truth = np.array([len(t) > 0 for t in truth], dtype=bool)
     order = np.concatenate([order[has_truth[order]], order[~has_truth[order]]])
     written: list[Path] = []
     for i in order[:n]:
@@ -63,10 +65,9 @@ def draw_box_overlays(
             canvas = canvas.resize((round(canvas.width * scale), round(canvas.height * scale)))
         draw = ImageDraw.Draw(canvas)
         width = max(1, round(2 * max(canvas.size) / 512))
-        if "truth" in frame and isinstance(row["truth"], str):
-            for box in json.loads(row["truth"]):
-                draw.rectangle([v * scale for v in box["xyxy"]], outline=TRUE_COLOUR, width=width)
-        predicted = json.loads(row["pred_boxes"]) if isinstance(row.get("pred_boxes"), str) else []
+        for box in truth[int(i)]:
+            draw.rectangle([v * scale for v in box["xyxy"]], outline=TRUE_COLOUR, width=width)
+        predicted = _records(row.get("pred_boxes"), scored=True)
         for k, box in enumerate(predicted[:max_boxes]):
             if k > 0 and box["score"] < min_score:
                 break
@@ -77,3 +78,11 @@ def draw_box_overlays(
         canvas.save(path)
         written.append(path)
     return written
+
+
+def _records(value: Any, *, scored: bool = False) -> list[dict[str, Any]]:
+    """Box records of a cell; a malformed cell draws nothing (``osteon data check`` reports it)."""
+    try:
+        return box_records(value, scored=scored)
+    except DatasetFormatError:
+        return []

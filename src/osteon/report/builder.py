@@ -19,8 +19,9 @@ from osteon.report.claim_answers import Findings, claim_facts
 from osteon.report.compare import compare_runs
 from osteon.report.dataset_card import covariate_table, findings_table, flow_counts, source_lines, split_label_table
 from osteon.report.gallery import build_gallery
-from osteon.report.model_card import model_card_context, write_model_card
-from osteon.report.readers import read_readers, reader_agreement, reader_points
+from osteon.report.model_card import render_model_card, write_model_card
+from osteon.report.progress import ReportProgress
+from osteon.report.readers import read_readers
 from osteon.report.rundata import RunData, usable
 from osteon.report.sections import Figure, method_figures, method_tables, result_section
 from osteon.report.subgroups import shortcut_warnings, subgroup_columns, subgroup_table
@@ -66,6 +67,7 @@ def write_report(
     sanity_check: bool = True,
     n_resamples: int = 1000,
     seed: int = 0,
+    progress: bool = True,
 ) -> Path:
     """Write ``RUN/report.html`` (self-contained) and ``RUN/model_card.md``; return the report's path.
 
@@ -83,6 +85,7 @@ def write_report(
         cam_method: CAM method for the gallery.
         sanity_check: Run the model-randomisation check of the maps on one gallery image.
         n_resamples, seed: Bootstrap settings for subgroup intervals and paired tests.
+        progress: Show the step being built on a progress display on stderr (terminals only).
 
     Raises:
         RunDirError: not a run, or never evaluated.
@@ -104,21 +107,28 @@ def write_report(
         n_resamples,
         seed,
     )
-    data = RunData.load(run)
-    generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    context, flow, shortcuts = build_context(data, options, generated)
-    env = template_environment()
-    html = env.get_template("report.html.j2").render(**context)
-    target = Path(out) if out is not None else data.run.path / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html, encoding="utf-8")
-    card = env.get_template("model_card.md.j2").render(**model_card_context(data, flow, shortcuts, generated))
-    write_model_card(data.run.path / "model_card.md", card)
+    with ReportProgress(enabled=progress, total=2) as steps:
+        steps.step("reading the run directory")
+        data = RunData.load(run)
+        generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        context, flow, shortcuts = build_context(data, options, generated, progress=steps)
+        steps.step("writing the report and the model card")
+        html = template_environment().get_template("report.html.j2").render(**context)
+        target = Path(out) if out is not None else data.run.report_html
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+        write_model_card(data.run.model_card, render_model_card(data, flow, shortcuts, generated))
     return target
 
 
-def build_context(data: RunData, options: ReportOptions, generated: str) -> tuple[dict[str, Any], Any, list[str]]:
-    """Everything the template renders, plus the flow and shortcut texts the model card reuses."""
+def build_context(
+    data: RunData, options: ReportOptions, generated: str, *, progress: ReportProgress | None = None
+) -> tuple[dict[str, Any], Any, list[str]]:
+    """Everything the template renders, plus the flow and shortcut texts the model card reuses.
+
+    ``progress`` (optional) is told each step as it starts.
+    """
+    steps = progress or ReportProgress(enabled=False)
     key = data.primary_key
     unknown = [k for k in options.external if k not in data.metrics]
     if unknown:
@@ -126,11 +136,6 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
             f"{data.run.path}: no evaluation {unknown} in metrics.json (it has {list(data.metrics)}). "
             f"Fix: run `osteon evaluate {data.run.path} --data OTHER_DATASET` and pass the key it prints."
         )
-    flow = flow_counts(data)
-    columns = subgroup_columns(data, options.subgroups)
-    shortcuts = [w.message for w in shortcut_warnings(data, columns)]
-
-    reader_table, reader_marks, n_readers = _readers(data, key, options.readers)
     keys = [
         key,
         *[
@@ -139,13 +144,50 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
             if k != key and (k in ("val", "train") or not options.external or k in options.external)
         ],
     ]
-    results = [result_section(data, k, readers=reader_marks if k == key else ()) for k in keys]
-    comparisons = [_compare(data, other, key, options) for other in options.compare]
+    gallery_steps = 2 if options.gallery_size > 0 else 0
+    steps.add(4 + bool(options.readers) + len(keys) + len(options.compare) + gallery_steps)
 
-    predictor = _predictor(data) if options.gallery_size > 0 else None
+    steps.step("dataset card and data checks")
+    flow = flow_counts(data)
+    findings, findings_summary = findings_table(data)
+    columns = subgroup_columns(data, options.subgroups)
+    shortcuts = [w.message for w in shortcut_warnings(data, columns)]
+    dataset = {
+        "sources": key_value_table("Sources", source_lines(data)),
+        "split_source": data.state.get("split", {}).get("source", "not recorded"),
+        "split_reason": data.state.get("split", {}).get("reason", ""),
+        "flow": flow,
+        "counts": split_label_table(data),
+        "covariates": covariate_table(data),
+        "findings": findings,
+        "findings_summary": findings_summary,
+    }
+    steps.step("method and learning curves")
+    method = {"tables": method_tables(data), "figures": method_figures(data)}
+
+    if options.readers:
+        steps.step("readers' calls")
+    reader_table, reader_marks, n_readers = _readers(data, key, options.readers)
+    results = []
+    for k in keys:
+        steps.step(f"results of {k}")
+        results.append(result_section(data, k, readers=reader_marks if k == key else ()))
+    comparisons = []
+    for other in options.compare:
+        steps.step(f"paired comparison with {Path(other).name}")
+        comparisons.append(_compare(data, other, key, options))
+    steps.step(f"subgroups of {key}")
+    subgroups = subgroup_table(data, key, columns, n_resamples=min(options.n_resamples, 500), seed=options.seed)
+
+    predictor = None
+    if options.gallery_size > 0:
+        steps.step(f"gallery: {options.cam_method} maps")
+        predictor = _predictor(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gallery, shown = build_gallery(data, key, predictor, per_group=options.gallery_size, method=options.cam_method)
+    if gallery_steps:
+        steps.step("sanity check of the maps")
     sanity = _sanity(predictor, shown, options) if options.sanity_check and predictor is not None and shown else None
     gallery_note = (
         f"{options.cam_method} maps (pytorch-grad-cam) at the model's feature layer, over each image as displayed; "
@@ -153,6 +195,7 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
         if predictor is not None
         else "No model.pt (or its images) to compute maps: cases are listed without maps."
     )
+    steps.step("CLAIM checklist")
     found = Findings(
         flow=flow,
         subgroup_columns=columns,
@@ -164,7 +207,6 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
         patients_in_two_splits=_patients_in_two_splits(data),
     )
     claim = claim_table(fill_claim(claim_facts(data, found)))
-    findings, findings_summary = findings_table(data)
     top = []
     if not data.manifest.has("patient_id"):
         top.append(
@@ -183,27 +225,18 @@ def build_context(data: RunData, options: ReportOptions, generated: str) -> tupl
             "version": osteon.__version__,
         },
         "top_warnings": top,
-        "dataset": {
-            "sources": key_value_table("Sources", source_lines(data)),
-            "split_source": data.state.get("split", {}).get("source", "not recorded"),
-            "split_reason": data.state.get("split", {}).get("reason", ""),
-            "flow": flow,
-            "counts": split_label_table(data),
-            "covariates": covariate_table(data),
-            "findings": findings,
-            "findings_summary": findings_summary,
-        },
-        "method": {"tables": method_tables(data), "figures": method_figures(data)},
+        "dataset": dataset,
+        "method": method,
         "results": results,
         "readers": reader_table,
         "comparisons": comparisons,
         "shortcuts": shortcuts,
-        "subgroups": subgroup_table(data, key, columns, n_resamples=min(options.n_resamples, 500), seed=options.seed),
+        "subgroups": subgroups,
         "gallery": gallery,
         "gallery_note": gallery_note,
         "sanity": sanity,
         "claim": claim,
-        "model_card": str(data.run.path / "model_card.md"),
+        "model_card": data.run.model_card.name,
     }
     return context, flow, shortcuts
 
@@ -216,15 +249,8 @@ def _readers(data: RunData, key: str, path: str | None) -> tuple[Table | None, l
         raise ConfigError(f"{data.run.path}: no predictions for {key!r} to compare readers with.")
     rows = usable(predictions)
     calls = read_readers(path, rows, data)
-    names = [str(n) for n in data.task_state.get("class_names", [])]
-    positive = data.task_state.get("positive_class")
-    if positive is not None and len(names) == 2:
-        threshold = float(data.metrics[key].get("threshold", 0.5))
-        table, points = reader_points(calls, rows, positive=str(positive), threshold=threshold)
-        return table, points, len(calls.readers)
-    if data.task in ("classify", "grade"):
-        return reader_agreement(calls, rows, class_names=names, ordinal=data.task == "grade"), [], len(calls.readers)
-    raise ConfigError(f"Reader comparison is not available for task {data.task!r}.")
+    table, points = data.kind.reader_table(data, key, calls, rows)
+    return table, points, len(calls.readers)
 
 
 def _compare(data: RunData, other: str, key: str, options: ReportOptions) -> Table:

@@ -9,7 +9,6 @@ from osteon.report.claim import ReportFacts
 from osteon.report.dataset_card import Flow
 from osteon.report.rundata import RunData
 from osteon.report.sections import (
-    MONITORS,
     augmentation,
     best_epoch,
     epochs_run,
@@ -129,7 +128,7 @@ def claim_facts(data: RunData, found: Findings) -> ReportFacts:
     best = best_epoch(data)
     facts.set(
         26,
-        f"The epoch with the best {MONITORS.get(data.task, 'validation score')} was kept"
+        f"The epoch with the best {data.monitor_text()} was kept"
         + (f" (epoch {best} of {epochs_run(data) or cfg.get('epochs')})." if best is not None else "."),
         "training.json, checkpoints/best.ckpt",
     )
@@ -234,9 +233,9 @@ def _internal_testing(data: RunData, key: str) -> str:
     result = data.metrics.get(key, {})
     parts = [f"Held-out {key} split of the same dataset"]
     if not data.log.empty and "val/score" in data.log and data.log["val/score"].notna().any():
-        parts.append(
-            f"best validation score {fmt(float(data.log['val/score'].max()))} ({MONITORS.get(data.task, 'score')})"
-        )
+        name, direction = data.monitor()
+        best = float(data.log["val/score"].max())  # val/score is logged higher-is-better (−MAE for MAE)
+        parts.append(f"best validation {name} {fmt(best if direction == 'max' else -best)}")
     headline = next((k for k in ("auc", "macro_auc", "qwk", "mae") if isinstance(result.get(k), dict)), None)
     if headline:
         parts.append(f"test {headline} {fmt(result[headline])}")

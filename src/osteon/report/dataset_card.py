@@ -11,8 +11,9 @@ from typing import Any
 import pandas as pd
 
 from osteon.data.manifest import SPLITS
+from osteon.report.kinds.base import natural_key
 from osteon.report.rundata import RunData
-from osteon.report.tables import Table, fmt
+from osteon.report.tables import Table, fmt, mean_sd
 
 #: Covariate columns described per split when the Manifest has them.
 COVARIATES = ("age", "sex", "bmi", "body_part", "view", "laterality", "hardware", "site", "manufacturer", "modality")
@@ -100,7 +101,9 @@ def _provenance(text: str) -> list[tuple[str, str]]:
 
 
 def split_label_table(data: RunData) -> Table:
-    """Images (and patients) per split and per value of the target."""
+    """Images (and patients) per split, and the target per split as the task's report adapter summarises it:
+    counts per class or grade, mean ± sd of a value, images with/without boxes and boxes per class, masks
+    present/empty (never one row per box or polygon JSON)."""
     frame = data.manifest.frame
     target = data.task_state.get("target")
     split = frame["split"].fillna("(none)") if "split" in frame else pd.Series("(none)", index=frame.index)
@@ -116,21 +119,8 @@ def split_label_table(data: RunData) -> Table:
             ]
         )
     if target in frame:
-        values = frame[target]
-        if data.task == "regress":
-            numbers = pd.to_numeric(values, errors="coerce")
-            rows.append([f"{target}: mean ± sd", *[_mean_sd(numbers[split == s]) for s in order], _mean_sd(numbers)])
-        else:
-            labels = values.astype("string").fillna("(missing)")
-            for level in sorted(labels.unique(), key=_natural):
-                rows.append(
-                    [
-                        f"{target} = {level}",
-                        *[fmt(int(((labels == level) & (split == s)).sum())) for s in order],
-                        fmt(int((labels == level).sum())),
-                    ]
-                )
-    return Table("Images per split and reference label", header, rows)
+        rows += data.kind.label_rows(data, frame[target], split, order)
+    return Table(data.kind.label_caption(), header, rows)
 
 
 def covariate_table(data: RunData) -> Table | None:
@@ -148,11 +138,11 @@ def covariate_table(data: RunData) -> Table | None:
         numbers = pd.to_numeric(values, errors="coerce")
         numeric = values.notna().sum() > 0 and numbers.notna().sum() == values.notna().sum() and values.nunique() > 5
         if numeric:
-            rows.append([f"{column}: mean ± sd", *[_mean_sd(numbers[split == s]) for s in order], _mean_sd(numbers)])
+            rows.append([f"{column}: mean ± sd", *[mean_sd(numbers[split == s]) for s in order], mean_sd(numbers)])
         else:
             text = values.astype("string").fillna("(missing)")
             levels = text.value_counts().index.tolist()
-            for level in sorted(levels[:MAX_LEVELS], key=_natural):
+            for level in sorted(levels[:MAX_LEVELS], key=natural_key):
                 rows.append(
                     [
                         f"{column} = {level}",
@@ -196,21 +186,6 @@ def findings_table(data: RunData) -> tuple[Table, str]:
     return table, summary
 
 
-def _mean_sd(values: pd.Series) -> str:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return "—"
-    sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return f"{values.mean():.1f} ± {sd:.1f}"
-
-
 def _count_pct(mask: pd.Series) -> str:
     n = int(mask.sum())
     return f"{n} ({100 * n / len(mask):.0f}%)" if len(mask) else "—"
-
-
-def _natural(value: str) -> tuple[int, float | str]:
-    try:
-        return 0, float(value)
-    except (TypeError, ValueError):
-        return 1, str(value)

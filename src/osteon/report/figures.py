@@ -152,8 +152,13 @@ def bland_altman_figure(truth: np.ndarray, prediction: np.ndarray, *, title: str
     return fig
 
 
-def learning_curve_figure(log: pd.DataFrame, *, best_epoch: int | None = None) -> plt.Figure | None:
-    """Training/validation loss and validation score per epoch from ``logs/metrics.csv`` (None if empty)."""
+def learning_curve_figure(
+    log: pd.DataFrame, *, best_epoch: int | None = None, score_label: str = "validation score"
+) -> plt.Figure | None:
+    """Training/validation loss and validation score per epoch from ``logs/metrics.csv`` (None if empty).
+
+    ``score_label`` names ``val/score`` (the monitored metric, logged higher-is-better: ``−validation MAE``).
+    """
     if log.empty or "epoch" not in log:
         return None
     per_epoch = log.groupby("epoch").mean(numeric_only=True)
@@ -164,8 +169,8 @@ def learning_curve_figure(log: pd.DataFrame, *, best_epoch: int | None = None) -
     ax.set(xlabel="epoch", ylabel="loss")
     if "val/score" in per_epoch and per_epoch["val/score"].notna().any():
         twin = ax.twinx()
-        twin.plot(per_epoch.index, per_epoch["val/score"], ":", marker="s", c="green", label="val/score")
-        twin.set_ylabel("validation score (higher is better)")
+        twin.plot(per_epoch.index, per_epoch["val/score"], ":", marker="s", c="green", label=score_label)
+        twin.set_ylabel(f"{score_label} (higher is better)")
         twin.legend(loc="upper right", fontsize=7)
     if best_epoch is not None and best_epoch >= 0:
         ax.axvline(best_epoch, c="grey", lw=1, ls="-.", label=f"best epoch ({best_epoch})")
@@ -190,13 +195,20 @@ def png_data_uri(data: bytes) -> str:
 
 # -- files in RUN/figures (osteon evaluate) ---------------------------------------------------------
 def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
-    """Draw the figures that fit ``result`` (an entry of metrics.json) into ``RUN/figures``."""
+    """Draw the figures that fit ``result`` (an entry of metrics.json) into ``RUN/figures``.
+
+    ROC, confusion matrix and calibration follow the keys of ``result``; task figures (Bland–Altman, mask and
+    box overlays) come from the task's report adapter (:mod:`osteon.report.kinds`). Rows with an ``error``
+    are left out.
+    """
+    from osteon.report.kinds import adapter_for
+    from osteon.report.rundata import predictions_key
+
     rundir = RunDir(Path(run))
-    frame_path = rundir.path / result["predictions_file"]
-    frame = pd.read_csv(frame_path, dtype={"truth": "string", "prediction": "string"}, keep_default_na=True)
-    frame = frame[frame["error"].isna() | (frame["error"] == "")] if "error" in frame else frame
+    stem = predictions_key(result, str(result.get("split", "test")))
+    frame = rundir.read_predictions(stem)
+    frame = frame[frame["error"] == ""] if "error" in frame else frame
     rundir.figures.mkdir(exist_ok=True)
-    stem = frame_path.stem.removeprefix("predictions_")
     written: list[Path] = []
     if "auc" in result and "positive_class" in result:
         y, score = binary_arrays(frame, str(result["positive_class"]))
@@ -204,29 +216,17 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
         fig = roc_figure(
             y, score, title=f"ROC — {stem}", groups=groups_of(frame), auc=result["auc"], operating_point=point
         )
-        written.append(_save(fig, rundir.figures / f"{stem}_roc.png"))
+        written.append(save_figure(fig, rundir.figures / f"{stem}_roc.png"))
     if "confusion_matrix" in result:
         names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]
         fig = confusion_figure(result["confusion_matrix"], names, title=f"Confusion — {stem}")
-        written.append(_save(fig, rundir.figures / f"{stem}_confusion.png"))
+        written.append(save_figure(fig, rundir.figures / f"{stem}_confusion.png"))
     if "positive_class" in result:
         y, score = binary_arrays(frame, str(result["positive_class"]))
-        written.append(
-            _save(
-                calibration_figure(y, score, title=f"Calibration — {stem}"), rundir.figures / f"{stem}_calibration.png"
-            )
-        )
-    if result.get("task") == "regress":
-        truth = pd.to_numeric(frame["truth"], errors="coerce").to_numpy(float)
-        pred = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(float)
-        fig = bland_altman_figure(truth, pred, title=f"Bland–Altman — {stem}")
-        written.append(_save(fig, rundir.figures / f"{stem}_bland_altman.png"))
-    if result.get("task") == "segment":
-        from osteon.report.overlays import write_overlay_figure
-
-        overlay = write_overlay_figure(rundir.path, result)
-        if overlay is not None:
-            written.append(overlay)
+        fig = calibration_figure(y, score, title=f"Calibration — {stem}")
+        written.append(save_figure(fig, rundir.figures / f"{stem}_calibration.png"))
+    task = str(result.get("task") or rundir.read_json(rundir.state).get("task", {}).get("name", ""))
+    written += adapter_for(task).write_figures(rundir, stem, frame, result)
     return written
 
 
@@ -249,7 +249,9 @@ def _operating_point(result: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Save a figure as PNG at ``path`` and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -44,106 +44,15 @@ def select_cases(
 ) -> tuple[list[tuple[str, str, pd.DataFrame]], str | None]:
     """Cases to show: ``[(title, description, rows)]`` and the class whose map is drawn (``None``: predicted).
 
-    Binary: the most confident true positives, false positives, false negatives and true negatives at the
-    operating point. Multiclass/grading: the most confident correct predictions and errors (grades: the
-    largest grade errors). Regression: the largest and smallest absolute errors.
+    The task's report adapter chooses (:meth:`~osteon.report.kinds.ReportKind.gallery_cases`): binary
+    classification the most confident true/false positives/negatives at the operating point; multiclass and
+    grading the most confident correct predictions and errors; regression the largest and smallest errors;
+    segmentation the lowest and highest Dice; detection detected and missed findings and false alarms.
     """
     frame = usable(data.predictions.get(key, pd.DataFrame(columns=["truth"])))
     if frame.empty:
         return [], None
-    names = [str(n) for n in data.task_state.get("class_names", [])]
-    positive = data.task_state.get("positive_class")
-    if positive is not None and len(names) == 2:
-        score = frame[f"prob_{positive}"].astype(float)
-        threshold = float(data.metrics.get(key, {}).get("threshold", 0.5))
-        y = frame["truth"].astype(str) == positive
-        called = score >= threshold
-        groups = [
-            ("True positives", "reference positive, model positive (highest scores)", frame[y & called], False),
-            ("False positives", "reference negative, model positive (highest scores)", frame[~y & called], False),
-            ("False negatives", "reference positive, model negative (lowest scores)", frame[y & ~called], True),
-            ("True negatives", "reference negative, model negative (lowest scores)", frame[~y & ~called], True),
-        ]
-        out = [
-            (t, d, rows.assign(_s=score[rows.index]).sort_values("_s", ascending=asc).head(per_group))
-            for t, d, rows, asc in groups
-        ]
-        return out, positive
-    if data.task in ("classify", "grade") and names:
-        confidence = frame[[f"prob_{n}" for n in names]].max(axis=1)
-        right = frame["truth"].astype(str) == frame["prediction"].astype(str)
-        wrong = frame[~right].assign(_s=confidence[~right])
-        if data.task == "grade":
-            index = {n: i for i, n in enumerate(names)}
-            gap = (frame["truth"].astype(str).map(index) - frame["prediction"].astype(str).map(index)).abs()
-            wrong = wrong.assign(_gap=gap[~right]).sort_values(["_gap", "_s"], ascending=False)
-            title = ("Largest grade errors", "reference and predicted grade furthest apart (then most confident)")
-        else:
-            wrong = wrong.sort_values("_s", ascending=False)
-            title = ("Confident errors", "wrong predictions with the highest probability")
-        correct = frame[right].assign(_s=confidence[right]).sort_values("_s", ascending=False)
-        return [
-            (
-                "Confident correct predictions",
-                "right predictions with the highest probability",
-                correct.head(per_group),
-            ),
-            (*title, wrong.head(per_group)),
-        ], None
-    if data.task == "regress":
-        error = (pd.to_numeric(frame["prediction"]) - pd.to_numeric(frame["truth"])).abs()
-        ranked = frame.assign(_s=error).sort_values("_s", ascending=False)
-        return [
-            ("Largest errors", "largest |prediction − reference|", ranked.head(per_group)),
-            ("Smallest errors", "smallest |prediction − reference|", ranked.tail(per_group).iloc[::-1]),
-        ], None
-    if data.task == "segment" and (dice := mean_dice(frame)) is not None:
-        ranked = frame.assign(_s=dice, _label="mean Dice").dropna(subset=["_s"]).sort_values("_s")
-        return [
-            ("Lowest Dice", "worst overlap with the reference mask", ranked.head(per_group)),
-            ("Highest Dice", "best overlap with the reference mask", ranked.tail(per_group).iloc[::-1]),
-        ], None
-    if data.task == "detect" and "max_score" in frame:
-        score = pd.to_numeric(frame["max_score"], errors="coerce").fillna(0.0)
-        has_box = frame["truth"].map(_has_boxes)
-        ranked = frame.assign(_s=score, _label="highest box score")
-        return [
-            (
-                "Detected findings",
-                "reference boxes; highest box scores",
-                ranked[has_box].sort_values("_s", ascending=False).head(per_group),
-            ),
-            (
-                "Missed findings",
-                "reference boxes; lowest box scores",
-                ranked[has_box].sort_values("_s").head(per_group),
-            ),
-            (
-                "False alarms",
-                "no reference box; highest box scores",
-                ranked[~has_box].sort_values("_s", ascending=False).head(per_group),
-            ),
-        ], None
-    return [], None
-
-
-def mean_dice(frame: pd.DataFrame) -> pd.Series | None:
-    """Per-image Dice averaged over the foreground classes (``dice_<class>`` columns), or ``None``."""
-    columns = [c for c in frame.columns if str(c).startswith("dice_")]
-    if not columns:
-        return None
-    return frame[columns].apply(pd.to_numeric, errors="coerce").mean(axis=1)
-
-
-def _has_boxes(value: object) -> bool:
-    import json
-
-    if not isinstance(value, str) or not value:
-        return False
-    try:
-        return len(json.loads(value)) > 0
-    except json.JSONDecodeError:
-        return False
+    return data.kind.gallery_cases(data, key, frame, per_group)
 
 
 def build_gallery(
@@ -159,6 +68,7 @@ def build_gallery(
     from osteon.explain.explainer import input_maps
 
     selected, target = select_cases(data, key, per_group=per_group)
+    kind = data.kind
     groups, shown = [], []
     for title, description, rows in selected:
         group = GalleryGroup(title, description)
@@ -166,8 +76,8 @@ def build_gallery(
             path = Path(row["case"])
             item = GalleryItem(
                 name=data.dataset_relative(row["case"]),
-                truth=_short(row["truth"]),
-                prediction=_short(row.get("prediction", row.get("n_boxes", ""))),
+                truth=kind.gallery_text(row["truth"]),
+                prediction=kind.gallery_text(kind.gallery_prediction(row)),
                 score=_score_text(row, target),
             )
             if predictor is not None:
@@ -201,16 +111,6 @@ def thumbnail(path: Path, input_map: np.ndarray, geometry: object, predictor: Pr
     buffer = io.BytesIO()
     PILImage.fromarray(with_colorbar(blend(grey, cam))).save(buffer, format="PNG")
     return png_data_uri(buffer.getvalue())
-
-
-def _short(value: object) -> str:
-    """A cell for the gallery: JSON box lists become a count."""
-    text = str(value)
-    if text.startswith("[") and _has_boxes(text):
-        import json
-
-        return f"{len(json.loads(text))} box(es)"
-    return "none" if text in ("[]", "<NA>", "nan") else text
 
 
 def _score_text(row: pd.Series, target: str | None) -> str:

@@ -1,9 +1,19 @@
-"""``RUN/model_card.md``: intended use, data, metrics and limitations of a trained model, in Markdown."""
+"""``RUN/model_card.md``: intended use, data, metrics and limitations of a trained model, in Markdown.
+
+Every value is text from the run (class names, covariate levels, dataset names are the data's own), so each is
+escaped for Markdown on the way in: HTML (``<``, ``>``, ``&``) becomes entities, and Markdown's emphasis, link,
+code and table characters are backslash-escaped (CommonMark). Absolute paths are written relative to the run
+directory, so the card can be shared without the author's folder layout.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from osteon.report.dataset_card import Flow
 from osteon.report.rundata import RunData
@@ -82,7 +92,7 @@ def model_card_context(data: RunData, flow: Flow, shortcuts: list[str], generate
         "name": data.name,
         "version": data.model_meta.get("versions", {}).get("osteon", ""),
         "generated": generated,
-        "run": str(data.run.path),
+        "run": data.run.path.name,
         "task": data.task,
         "target": task.get("target"),
         "classes": ", ".join(map(str, task.get("class_names", []))),
@@ -104,6 +114,52 @@ def model_card_context(data: RunData, flow: Flow, shortcuts: list[str], generate
         "ci_unit": f"resampled by {ci.get('resampled_by', '?')}, {ci.get('n_resamples', '?')} resamples",
         "limitations": limitations(data, flow, shortcuts),
     }
+
+
+def render_model_card(data: RunData, flow: Flow, shortcuts: list[str], generated: str) -> str:
+    """The model card's Markdown (``templates/model_card.md.j2``, every value escaped, paths relative)."""
+    base = os.path.abspath(data.run.path)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("osteon.report", "templates"),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        finalize=lambda value: markdown_text(relative_paths(str(value), base)),
+    )
+    return env.get_template("model_card.md.j2").render(**model_card_context(data, flow, shortcuts, generated))
+
+
+#: Characters with a meaning anywhere in a Markdown line: emphasis, code, links, tables, strikethrough.
+_INLINE = re.compile(r"([\\`*\[\]|~])")
+#: ``_`` opens emphasis only at a word boundary (CommonMark): ``tiny_cnn`` stays as it is.
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+#: What makes a line a heading, list item or rule when a value starts the line.
+_LINE_START = re.compile(r"^(\s*)(?:([#+=-])|(\d+)([.)]))")
+#: An absolute POSIX path (not a fraction such as ``1/2``, not ``a / b``).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~])/(?:[^\s/()\[\],;:'\"<>|*`]+/)*[^\s/()\[\],;:'\"<>|*`]+")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal Markdown: HTML characters as entities, Markdown syntax backslash-escaped, one line.
+
+    Example:
+        >>> markdown_text("<b>KL *2*</b> [x]")
+        '&lt;b&gt;KL \\*2\\*&lt;/b&gt; \\[x\\]'
+    """
+    text = " ".join(text.splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _INLINE.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", text)
+    return _LINE_START.sub(_escape_line_start, text)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    indent, marker, number, dot = match.groups()
+    return indent + ("\\" + marker if marker else number + "\\" + dot)
+
+
+def relative_paths(text: str, base: str) -> str:
+    """Absolute paths in ``text`` rewritten relative to ``base`` (the run directory)."""
+    return _ABSOLUTE_PATH.sub(lambda m: os.path.relpath(m.group(0), base), text)
 
 
 def write_model_card(path: Path, text: str) -> Path:

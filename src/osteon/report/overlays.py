@@ -99,11 +99,13 @@ def write_overlay_figure(run: str | Path, result: dict) -> Path | None:
 
     Returns ``None`` when the predictions have no saved masks (nothing to draw).
     """
-    run = Path(run)
-    predictions = run / result["predictions_file"]
-    frame = pd.read_csv(predictions, dtype={"truth": "string", "prediction": "string"})
+    from osteon.engine.rundir import RunDir
+    from osteon.report.rundata import predictions_key
+
+    rundir = RunDir(Path(run))
+    key = predictions_key(result, str(result.get("split", "test")))
+    frame = rundir.read_predictions(key)
     if "mask_file" not in frame or frame["mask_file"].isna().all():
         return None
-    key = predictions.stem.removeprefix("predictions_")
     title = f"{key}: prediction (filled) vs truth (outline)"
-    return overlay_figure(frame, run / "figures" / f"{key}_overlays.png", title=title)
+    return overlay_figure(frame, rundir.figures / f"{key}_overlays.png", title=title)

@@ -12,9 +12,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from osteon.data.manifest import STRING_COLUMNS, Manifest
+from osteon.data.manifest import Manifest
 from osteon.engine.rundir import RunDir
 from osteon.errors import RunDirError
+from osteon.report.kinds import ReportKind, adapter_for
 
 #: metrics.json keys of the run's own splits; any other key is an evaluation on another dataset.
 OWN_SPLITS = ("test", "val", "train")
@@ -86,15 +87,15 @@ class RunData:
             manifest=manifest,
             excluded=excluded,
             metrics=metrics,
-            training=run.read_json(run.path / "training.json"),
+            training=run.read_json(run.training),
             model_meta=meta,
             n_parameters=n_parameters,
-            log=_read_log(run.logs / "metrics.csv"),
+            log=_read_log(run.metrics_log),
         )
         for key, result in metrics.items():
-            file = run.path / str(result.get("predictions_file", f"predictions_{key}.csv"))
-            if file.is_file():
-                data.predictions[key] = read_predictions(file, run.path)
+            table = predictions_key(result, key)
+            if run.predictions(table).is_file():
+                data.predictions[key] = with_cases(run.read_predictions(table), run.path)
         return data
 
     # -- derived --------------------------------------------------------------------------------
@@ -105,6 +106,28 @@ class RunData:
     @property
     def task_state(self) -> dict[str, Any]:
         return dict(self.state.get("task", {}))
+
+    @property
+    def kind(self) -> ReportKind:
+        """The report adapter of the run's task (:mod:`osteon.report.kinds`)."""
+        return adapter_for(self.task)
+
+    def monitor(self) -> tuple[str, str]:
+        """``(name, direction)`` of the validation metric that chose the best epoch.
+
+        ``training.json``'s ``monitor`` (``{"name", "direction"}``) when the engine recorded it, else the
+        task adapter's (``AUC``/``max``, ``MAE``/``min`` ...).
+        """
+        recorded = self.training.get("monitor")
+        if isinstance(recorded, dict) and recorded.get("name"):
+            direction = str(recorded.get("direction") or self.kind.monitor_direction)
+            return str(recorded["name"]), direction
+        return self.kind.monitor_name, self.kind.monitor_direction
+
+    def monitor_text(self) -> str:
+        """The monitored metric for prose: ``validation AUC``, ``validation MAE (lower is better)``."""
+        name, direction = self.monitor()
+        return f"validation {name}" + (" (lower is better)" if direction == "min" else "")
 
     @property
     def name(self) -> str:
@@ -158,27 +181,25 @@ def case_key(path: str | os.PathLike[str]) -> str:
     return os.path.normpath(os.path.abspath(os.fspath(path)))
 
 
-def read_predictions(path: Path, run_path: Path) -> pd.DataFrame:
-    """A predictions table with string ``truth``/``prediction`` and a ``case`` key per row.
+def predictions_key(result: dict[str, Any], key: str) -> str:
+    """The key of an evaluation's predictions table (``predictions_<key>.csv``), from its metrics.json entry."""
+    name = str(result.get("predictions_file") or f"predictions_{key}.csv")
+    return Path(name).stem.removeprefix("predictions_")
+
+
+def with_cases(frame: pd.DataFrame, run_path: Path) -> pd.DataFrame:
+    """A predictions table (:meth:`RunDir.read_predictions`) plus ``case``, the normalised absolute image path.
 
     Image paths in the table were written relative to the working directory of the evaluation (or
     absolute); a relative path that does not exist from here is tried relative to the run directory.
     """
-    frame = pd.read_csv(
-        path,
-        dtype={c: "string" for c in (*STRING_COLUMNS, "truth", "prediction", "error")},
-        keep_default_na=True,
-    )
-    if "error" in frame:
-        frame["error"] = frame["error"].fillna("")
     cases = []
     for value in frame["image"].astype(str):
         candidate = Path(value)
         if not candidate.is_absolute() and not candidate.exists() and (run_path / candidate).exists():
             candidate = run_path / candidate
         cases.append(case_key(candidate))
-    frame["case"] = cases
-    return frame
+    return frame.assign(case=cases)
 
 
 def usable(frame: pd.DataFrame) -> pd.DataFrame:

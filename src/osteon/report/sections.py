@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from osteon.report import figures as figs
 from osteon.report.rundata import RunData, usable
 from osteon.report.tables import Table, fmt, key_value_table, metric_tables, two_by_two
 
-MONITORS = {"classify": "validation AUC", "grade": "validation quadratic weighted kappa", "regress": "−validation MAE"}
+#: Box overlay images (``figures/overlays_<key>/``) embedded per evaluation.
+MAX_OVERLAYS = 4
 
 
 @dataclass
@@ -152,7 +151,7 @@ def method_tables(data: RunData) -> list[Table]:
         ("optimisation", training_summary(data)),
         (
             "model selection",
-            f"epoch with the best {MONITORS.get(data.task, 'validation score')} (checkpoint best.ckpt)",
+            f"epoch with the best {data.monitor_text()} (checkpoint best.ckpt)",
         ),
         (
             "best epoch",
@@ -192,7 +191,9 @@ def _operating_point_text(data: RunData) -> str:
 
 
 def method_figures(data: RunData) -> list[Figure]:
-    fig = figs.learning_curve_figure(data.log, best_epoch=best_epoch(data))
+    name, direction = data.monitor()
+    label = f"validation {name}" if direction == "max" else f"−validation {name}"
+    fig = figs.learning_curve_figure(data.log, best_epoch=best_epoch(data), score_label=label)
     return [Figure("Learning curves (logs/metrics.csv); dash-dot: best epoch", figs.data_uri(fig))] if fig else []
 
 
@@ -283,26 +284,24 @@ def _result_figures(data: RunData, key: str, result: dict[str, Any], readers: An
                         )
                     )
                     made |= {f"{key}_roc.png", f"{key}_calibration.png"}
-            if data.task == "regress" and "prediction" in rows:
-                truth = pd.to_numeric(rows["truth"], errors="coerce").to_numpy(float)
-                pred = pd.to_numeric(rows["prediction"], errors="coerce").to_numpy(float)
-                out.append(
-                    Figure(
-                        "Bland–Altman plot",
-                        figs.data_uri(figs.bland_altman_figure(truth, pred, title=f"Bland–Altman — {key}")),
-                    )
-                )
-                made.add(f"{key}_bland_altman.png")
+            for caption, fig, name in data.kind.result_figures(data, key, rows):
+                out.append(Figure(caption, figs.data_uri(fig)))
+                made.add(name)
         if isinstance(result.get("confusion_matrix"), list) and result["confusion_matrix"]:
             names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]
             fig = figs.confusion_figure(result["confusion_matrix"], names, title=f"Confusion — {key}")
             out.append(Figure("Confusion matrix (rows: reference, columns: prediction)", figs.data_uri(fig)))
             made.add(f"{key}_confusion.png")
-    # figures other tasks wrote into RUN/figures (FROC, Dice distributions, overlays ...): embed as they are
+    # figures `osteon evaluate` wrote into RUN/figures (FROC, Dice distributions, overlays ...): embed as they are
     if data.run.figures.is_dir():
         for path in sorted(data.run.figures.glob(f"{key}_*.png")):
             if path.name not in made:
                 out.append(Figure(f"{path.name} (from RUN/figures)", figs.png_data_uri(path.read_bytes())))
+    overlays = data.run.figure_dir(f"overlays_{key}")
+    if overlays.is_dir():
+        for path in sorted(overlays.glob("*.png"))[:MAX_OVERLAYS]:
+            caption = f"{path.name} (from RUN/figures/{overlays.name}; green: reference, orange: predicted)"
+            out.append(Figure(caption, figs.png_data_uri(path.read_bytes())))
     return out
 
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from osteon import metrics
 from osteon.report.dataset_card import COVARIATES
+from osteon.report.kinds import Bootstrap
 from osteon.report.rundata import RunData, usable
-from osteon.report.tables import Table, fmt
+from osteon.report.tables import Table
 
 #: A covariate level is flagged when at least this share of its images has one label ...
 PURITY = 0.95
@@ -90,8 +88,8 @@ def shortcut_warnings(data: RunData, columns: list[str]) -> list[ShortcutWarning
     """
     frame = data.manifest.frame
     target = data.task_state.get("target")
-    if target not in frame or data.task not in ("classify", "grade"):
-        return []  # labels only: masks and boxes are not categories
+    if target not in frame or not data.kind.categorical_truth:
+        return []  # labels only: values, masks and boxes are not categories
     labelled = frame[frame[target].notna()]
     label = labelled[target].astype("string")
     found = []
@@ -126,8 +124,9 @@ def subgroup_table(
 ) -> Table | None:
     """Performance per covariate level on the evaluated cases of ``key`` (n, prevalence, metrics with CIs).
 
-    Binary: n, positives, prevalence, AUC, sensitivity and specificity at the run's operating point.
-    Multiclass/grading: n, accuracy (and quadratic kappa for grades). Regression: n, MAE.
+    The columns come from the task's report adapter: binary classification n, positives, prevalence, AUC,
+    sensitivity and specificity at the run's operating point; multiclass/grading n, accuracy (and quadratic
+    kappa for grades); regression n, MAE; segmentation mean Dice; detection the image-level AUC of the top box.
     """
     predictions = data.predictions.get(key)
     if predictions is None or not columns:
@@ -139,10 +138,7 @@ def subgroup_table(
         manifest["case"]
     )
     frame = frame.drop(columns=[c for c in columns if c in frame]).join(levels, on="case")
-    result = data.metrics.get(key, {})
-    positive = data.task_state.get("positive_class")
-    names = [str(n) for n in data.task_state.get("class_names", [])]
-    binary = positive is not None and len(names) == 2
+    kind = data.kind
     rows, flags = [], []
     for column in columns:
         levels = frame[column].astype("string").fillna("(missing)")
@@ -152,39 +148,10 @@ def subgroup_table(
             part = frame[levels == level]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cells = _cells(
-                    data,
-                    part,
-                    binary=binary,
-                    positive=positive,
-                    names=names,
-                    result=result,
-                    n_resamples=n_resamples,
-                    seed=seed,
-                )
+                cells = kind.subgroup_cells(data, key, part, _bootstrap(part, n_resamples, seed))
             rows.append([column, str(level), *cells])
             flags.append("warn" if len(part) < 10 else "")
-    if binary:
-        header = [
-            "covariate",
-            "level",
-            "n",
-            "positives",
-            "prevalence",
-            "AUC (95% CI)",
-            "sensitivity (95% CI)",
-            "specificity (95% CI)",
-        ]
-    elif data.task == "grade":
-        header = ["covariate", "level", "n", "accuracy (95% CI)", "quadratic kappa (95% CI)"]
-    elif data.task == "regress":
-        header = ["covariate", "level", "n", "MAE (95% CI)"]
-    elif data.task == "segment":
-        header = ["covariate", "level", "n", "mean Dice (95% CI)"]
-    elif data.task == "detect":
-        header = ["covariate", "level", "n", "images with findings", "image-level AUC of the top box score (95% CI)"]
-    else:
-        header = ["covariate", "level", "n", "accuracy (95% CI)"]
+    header = ["covariate", "level", *kind.subgroup_header(data)]
     note = (
         f"Cases of the {key!r} evaluation; intervals: percentile bootstrap ({n_resamples} resamples, by patient when "
         "ids exist). Rows with fewer than 10 images are highlighted: their estimates are unstable. '—': undefined "
@@ -193,60 +160,7 @@ def subgroup_table(
     return Table(f"Subgroups — {key}", header, rows, note=note, flags=flags)
 
 
-def _cells(
-    data: RunData,
-    part: pd.DataFrame,
-    *,
-    binary: bool,
-    positive: str | None,
-    names: list[str],
-    result: dict[str, Any],
-    n_resamples: int,
-    seed: int,
-) -> list[str]:
-    groups = (
-        part["patient_id"].astype(str).to_numpy() if "patient_id" in part and part["patient_id"].notna().all() else None
-    )
-    ci = partial(metrics.bootstrap_ci, groups=groups, n_resamples=n_resamples, seed=seed)
-    n = len(part)
-    if binary:
-        y = (part["truth"].astype(str) == positive).to_numpy(int)
-        score = part[f"prob_{positive}"].to_numpy(float)
-        pred = (score >= float(result.get("threshold", 0.5))).astype(int)
-        cells = [fmt(n), fmt(int(y.sum())), fmt(float(y.mean()) if n else None)]
-        cells.append(_ci(ci, metrics.roc_auc_score, y, score) if 0 < y.sum() < n else "—")
-        cells.append(_ci(ci, metrics.sensitivity_score, y, pred) if y.sum() else "—")
-        cells.append(_ci(ci, metrics.specificity_score, y, pred) if y.sum() < n else "—")
-        return cells
-    if data.task in ("classify", "grade"):
-        index = {name: i for i, name in enumerate(names)}
-        y = part["truth"].astype(str).map(index).to_numpy(int)
-        pred = part["prediction"].astype(str).map(index).to_numpy(int)
-        cells = [fmt(n), _ci(ci, metrics.accuracy_score, y, pred) if n else "—"]
-        if data.task == "grade":
-            qwk = partial(metrics.quadratic_weighted_kappa_score, n_grades=len(names))
-            cells.append(_ci(ci, qwk, y, pred) if n > 1 else "—")
-        return cells
-    if data.task == "regress":
-        y = pd.to_numeric(part["truth"], errors="coerce").to_numpy(float)
-        pred = pd.to_numeric(part["prediction"], errors="coerce").to_numpy(float)
-        return [fmt(n), _ci(ci, metrics.mean_absolute_error, y, pred) if n else "—"]
-    if data.task == "segment":
-        from osteon.report.gallery import mean_dice
-
-        dice = mean_dice(part)
-        values = dice.dropna().to_numpy(float) if dice is not None else np.zeros(0)
-        plain = partial(metrics.bootstrap_ci, n_resamples=n_resamples, seed=seed)  # per image: no patient groups
-        return [fmt(n), _ci(plain, np.mean, values) if len(values) else "—"]
-    if data.task == "detect" and "max_score" in part:
-        from osteon.report.gallery import _has_boxes
-
-        y = part["truth"].map(_has_boxes).to_numpy(int)
-        score = pd.to_numeric(part["max_score"], errors="coerce").fillna(0.0).to_numpy(float)
-        return [fmt(n), fmt(int(y.sum())), _ci(ci, metrics.roc_auc_score, y, score) if 0 < y.sum() < n else "—"]
-    return [fmt(n), "—"]
-
-
-def _ci(ci: Any, fn: Any, *arrays: np.ndarray) -> str:
-    interval = ci(fn, *arrays)
-    return fmt({"estimate": interval.estimate, "low": interval.low, "high": interval.high})
+def _bootstrap(part: pd.DataFrame, n_resamples: int, seed: int) -> Bootstrap:
+    """Bootstrap settings of one subgroup: by patient when every row has an id."""
+    ids = "patient_id" in part and bool(part["patient_id"].notna().all())
+    return Bootstrap(part["patient_id"].astype(str).to_numpy() if ids else None, n_resamples, seed)

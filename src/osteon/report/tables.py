@@ -187,3 +187,14 @@ def two_by_two(matrix: list[list[int]], positive: str) -> Table:
 def key_value_table(caption: str, pairs: Sequence[tuple[str, Any]], *, note: str = "") -> Table:
     """A two-column table of named values."""
     return Table(caption, ["", ""], [[k, fmt(v)] for k, v in pairs], note=note, kind="kv")
+
+
+def mean_sd(values: Any) -> str:
+    """``mean ± sd`` (one decimal) of the numbers in ``values`` (text that is not a number is ignored)."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if numbers.empty:
+        return "—"
+    sd = float(numbers.std(ddof=1)) if len(numbers) > 1 else 0.0
+    return f"{numbers.mean():.1f} ± {sd:.1f}"

@@ -18,21 +18,17 @@ from torch.utils.data import Dataset
 
 from osteon.data.datasets import DecodedImages, ImageDataset
 from osteon.data.manifest import Manifest
-from osteon.tasks.base import TaskState, make_model_for
+from osteon.tasks.base import OutputWriter, Prediction, TaskBase, TaskState, make_model_for
 
 
-class ImageLevelTask:
+class ImageLevelTask(TaskBase):
     """Defaults for tasks whose model is :class:`~osteon.models.ImageModel` and whose target is per image.
 
-    Subclasses provide ``targets``, ``loss``, ``scores``, ``monitor_score``, ``prediction_frame``,
+    Subclasses provide ``targets``, ``loss``, ``scores``, ``predict``, ``monitor_score``, ``prediction_frame``,
     ``evaluate`` and ``choose_operating_point``.
     """
 
     state: TaskState
-    collate_fn: Callable[[list[Any]], Any] | None = None
-
-    def __init__(self, state: TaskState) -> None:
-        self.state = state
 
     # the subclass contract (declared here for type checkers)
     num_outputs: int
@@ -50,6 +46,9 @@ class ImageLevelTask:
         raise NotImplementedError
 
     def prediction_frame(self, scores: np.ndarray) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def predict(self, outputs: torch.Tensor, **kwargs: Any) -> list[Prediction]:
         raise NotImplementedError
 
     # -- hooks the engine calls -----------------------------------------------------------------
@@ -114,11 +113,12 @@ class ImageLevelTask:
         dataset: Dataset,
         *,
         batch_size: int = 32,
-        out_dir: Path | None = None,
+        outputs: OutputWriter | None = None,
     ) -> pd.DataFrame:
         """Predictions table of a dataset made by :meth:`make_dataset` (its ``indices`` are Manifest rows).
 
-        Columns: identifiers, ``truth`` (when the Manifest has the target), the task's own columns.
+        Columns: identifiers, ``truth`` (when the Manifest has the target), the task's own columns. Image-level
+        tasks have no file outputs (``outputs`` is unused).
         """
         from torch.utils.data import DataLoader
 
@@ -133,11 +133,25 @@ class ImageLevelTask:
         rows = dataset.indices  # type: ignore[attr-defined]
         return pd.concat(
             [
-                identity_frame(manifest, rows, self.state, numeric=self.state.name == "regress"),
+                identity_frame(manifest, rows, self.state, numeric=self.numeric_truth),
                 self.prediction_frame(scores).reset_index(drop=True),
             ],
             axis=1,
         )
+
+    @torch.inference_mode()
+    def predict_image(
+        self, model: nn.Module, path: str | Path, *, prep: Any, covariates: torch.Tensor | None = None
+    ) -> Prediction:
+        """The typed prediction of one image file (``covariates``: ``(1, D)`` encoded, or ``None``)."""
+        from osteon.data.transforms import load_unit_image, normalize
+
+        unit, _ = load_unit_image(path, prep)
+        was_training = model.training
+        model.eval()
+        outputs = model(normalize(torch.from_numpy(unit)[None, None], prep), covariates)
+        model.train(was_training)
+        return self.predict(outputs)[0]
 
 
 ID_COLUMNS = ("image", "patient_id", "study_id", "split")

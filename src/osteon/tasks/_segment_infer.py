@@ -7,7 +7,6 @@ Pixel conventions: masks are in the ORIGINAL image's pixel grid (rows down, colu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +16,6 @@ from torch import nn
 
 from osteon.data.masks import probabilities_to_original
 from osteon.data.transforms import Letterbox, Preprocessing
-
-#: Colours of the saved palette PNGs (class k gets _PALETTE[k]); the stored values are the class indices.
-_PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
-
-
-@dataclass(frozen=True)
-class MaskPrediction:
-    """Segmentation of one image, in its original pixel grid.
-
-    Attributes:
-        mask: ``(H, W)`` uint8 class indices (0 = background), or ``(K, H, W)`` bool for multi-label models.
-        probabilities: ``(C, H, W)`` float32: softmax over classes incl. background, or one sigmoid per foreground
-            class (binary and multi-label models).
-        class_names: ``("background", *foreground)``.
-        spacing: ``(row, col)`` mm per pixel, or ``None`` (areas and distances are then in pixels).
-        measurements: Per foreground class: ``area_px``, ``area_mm2`` (nan without spacing), ``components``,
-            ``bbox`` ``[x1, y1, x2, y2]`` or ``None`` when the class is absent.
-    """
-
-    mask: np.ndarray
-    probabilities: np.ndarray
-    class_names: tuple[str, ...]
-    spacing: tuple[float, float] | None = None
-    measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def channels(self) -> np.ndarray:
-        """``(K, H, W)`` bool, one channel per foreground class."""
-        if self.mask.ndim == 3:
-            return self.mask
-        return np.stack([self.mask == k for k in range(1, len(self.class_names))])
 
 
 def window_logits(
@@ -129,27 +98,6 @@ def measurement_columns(measurements: dict[str, dict[str, Any]]) -> dict[str, An
 def column_key(name: str) -> str:
     """A class name usable in a column name (spaces and separators → ``_``)."""
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in str(name))
-
-
-def save_label_png(path: Path, mask: np.ndarray) -> Path:
-    """Write a class-index map as a palette PNG: values are the class indices, colours make it viewable."""
-    from PIL import Image as PILImage
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pil = PILImage.fromarray(mask.astype(np.uint8), mode="P")
-    palette = [c for colour in _PALETTE for c in colour]
-    palette += [255, 255, 255] * (256 - len(_PALETTE))
-    pil.putpalette(palette)
-    pil.save(path)
-    return path
-
-
-def save_mask(path_stem: Path, mask: np.ndarray) -> str:
-    """Save a prediction: one palette PNG for a class map, ``<stem>_<k>.png`` per channel for multi-label."""
-    if mask.ndim == 2:
-        return str(save_label_png(path_stem.with_suffix(".png"), mask))
-    paths = [str(save_label_png(path_stem.parent / f"{path_stem.name}_{k + 1}.png", m)) for k, m in enumerate(mask)]
-    return "|".join(paths)
 
 
 def pixel_spacing(manifest_frame: Any, row: int, path: Path) -> tuple[float, float] | None:

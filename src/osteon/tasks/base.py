@@ -1,4 +1,6 @@
-"""The Task protocol and the typed predictions tasks return.
+"""The Task protocol, the defaults of its optional hooks, and what a trained task remembers (TaskState).
+
+Typed predictions live in :mod:`osteon.tasks.predictions` (re-exported here).
 
 The engine knows batches and losses; everything task-specific (targets from the Manifest, the
 loss, post-processing, metrics) lives in a small Task object (DESIGN.md §2).
@@ -18,6 +20,14 @@ from torch import nn
 
 from osteon.data.manifest import Manifest
 from osteon.registry import Registry
+from osteon.tasks.predictions import (
+    BoxPrediction,
+    ClassPrediction,
+    GradePrediction,
+    MaskPrediction,
+    Prediction,
+    ValuePrediction,
+)
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -25,35 +35,48 @@ if TYPE_CHECKING:
     from osteon.data.datasets import DecodedImages
     from osteon.data.transforms import Preprocessing
 
-
-@dataclass(frozen=True)
-class ClassPrediction:
-    """Classification of one image: probabilities over ``class_names`` (multilabel: independent)."""
-
-    probabilities: np.ndarray
-    class_names: tuple[str, ...]
-    label: str
-    multilabel: bool = False
-
-
-@dataclass(frozen=True)
-class GradePrediction:
-    """Ordinal grade of one image: the most probable grade, the probabilities and the expected grade."""
-
-    probabilities: np.ndarray
-    class_names: tuple[str, ...]
-    grade: str
-    expected_grade: float
+__all__ = [
+    "TASKS",
+    "BoxPrediction",
+    "ClassPrediction",
+    "GradePrediction",
+    "MaskPrediction",
+    "Monitor",
+    "OutputWriter",
+    "Prediction",
+    "Task",
+    "TaskBase",
+    "TaskState",
+    "ValuePrediction",
+    "build_task",
+]
 
 
 @dataclass(frozen=True)
-class ValuePrediction:
-    """A predicted number (bone age, angle, joint-space width)."""
+class Monitor:
+    """The validation metric a task is selected on: its display name and whether higher is better.
 
-    value: float
+    The engine logs ``val/score`` as a higher-is-better number (``value`` for ``"max"``, ``-value`` for ``"min"``)
+    so one checkpoint rule fits every task; reports and progress bars show ``name`` and the natural value.
+    """
+
+    name: str
+    direction: str = "max"  # "max" | "min"
+
+    def natural(self, score: float) -> float:
+        """The metric's own value from the higher-is-better ``val/score``."""
+        return score if self.direction == "max" else -score
 
 
-Prediction = ClassPrediction | GradePrediction | ValuePrediction
+class OutputWriter(Protocol):
+    """Where a task hands outputs that are not table cells (masks); the engine decides names and folders."""
+
+    def save_mask(self, kind: str, stem: str, mask: np.ndarray) -> str:
+        """Save a ``(H, W)`` class map or ``(K, H, W)`` multi-label stack; ``kind`` is e.g. ``"masks"``/``"truth"``.
+
+        Returns the saved path(s) as written into the predictions table (``|``-joined for several files).
+        """
+        ...
 
 
 @dataclass
@@ -70,32 +93,53 @@ class TaskState:
 
 
 class Task(Protocol):
-    """What a task plug-in provides to the engine (one instance per run).
+    """What a task plug-in provides to the engine (one instance per run). Every hook is declared here;
+    :class:`TaskBase` gives the optional ones a no-op default, so the engine never probes with ``getattr``.
 
-    Set-up: ``setup(manifest, *, target, positive_class, loss) -> TaskState`` (classmethod) reads
-    what the task needs from the data (class names, target statistics); ``Task(state)`` rebuilds the
-    task from that state, which the checkpoint stores.
+    Capabilities (class attributes) tell the engine and the report what differs between tasks, so that
+    neither compares task names: ``monitor`` (the validation metric and its direction),
+    ``stratify_by_target`` (splits are stratified by the target and train must hold every class),
+    ``numeric_truth`` (the ``truth`` column is a number), ``setup_on_train`` (statistics of the target, e.g.
+    a regression's mean/std, come from the train split only).
 
-    Training (engine hooks): ``build_model``, ``missing_targets``, ``make_dataset`` (+ ``collate_fn``),
-    ``training_loss``, ``validation_records`` → ``monitor_records`` (one higher-is-better number that
-    checkpointing and early stopping follow).
+    Set-up: ``setup(manifest, *, target, positive_class, loss) -> TaskState`` (classmethod) reads what the task
+    needs from the data; ``configure(state, cfg)`` copies task options (encoder, patch size) into the state and
+    checks them; ``plan(state, manifest, cfg)`` derives choices from the training data (detect: anchors; kept in
+    ``state.extra["plan"]``, which the engine writes to ``plan.json``); ``Task(state)`` rebuilds the task.
 
-    Results: ``predict_rows`` (a predictions table), ``choose_operating_point`` (on validation
-    predictions), ``evaluate`` (metrics with CIs from a predictions table).
+    Training: ``trainer_backend`` (``"lightning"`` or an engine backend such as ``"yolo"``), ``build_model``,
+    ``missing_targets``, ``make_dataset`` (+ ``collate_fn``), ``class_weights``, ``training_loss``,
+    ``validation_records`` → ``monitor_records``.
 
-    Optional hooks, looked up with ``getattr`` by the engine: ``configure(state, cfg)`` (copy task
-    settings such as the encoder into the state), ``plan(state, manifest, cfg, run_path)`` (choices
-    derived from the data, e.g. detection anchors), ``fit_run(run_path, cfg, *, resume, progress)``
-    (a backend with its own trainer, e.g. Ultralytics; returns True when it trained) and
-    ``predict_image(model, path, *, prep)`` (typed prediction in original pixels).
+    Results: ``predict`` (model outputs → typed predictions), ``predict_image`` (one file → a typed prediction in
+    original pixels), ``predict_rows`` (a predictions table; file outputs go to an :class:`OutputWriter`),
+    ``choose_operating_point`` (on validation predictions), ``evaluate`` (metrics with CIs from a table).
     """
 
     name: ClassVar[str]
+    monitor: ClassVar[Monitor]
+    stratify_by_target: ClassVar[bool]
+    numeric_truth: ClassVar[bool]
+    setup_on_train: ClassVar[bool]
     state: TaskState
     collate_fn: Callable[[list[Any]], Any] | None
 
+    @classmethod
+    def setup(
+        cls, manifest: Manifest, *, target: str | None, positive_class: str | None, loss: str | None
+    ) -> TaskState: ...
+
+    @classmethod
+    def configure(cls, state: TaskState, cfg: Any) -> TaskState: ...
+
+    @classmethod
+    def plan(cls, state: TaskState, manifest: Manifest, cfg: Any) -> TaskState: ...
+
     @property
     def num_outputs(self) -> int: ...
+
+    @property
+    def trainer_backend(self) -> str: ...
 
     def build_model(self, *, model: str, pretrained: str | None, covariate_dim: int, dropout: float) -> nn.Module: ...
 
@@ -127,15 +171,31 @@ class Task(Protocol):
         ...
 
     def monitor_records(self, records: list[Any]) -> float:
-        """The validation score over all records (higher is better)."""
+        """The validation score over all records, higher is better (``monitor.natural`` gives the metric)."""
+        ...
+
+    def predict(self, outputs: Any, **kwargs: Any) -> list[Prediction]:
+        """Typed predictions of one batch of model outputs."""
+        ...
+
+    def predict_image(
+        self, model: nn.Module, path: str | Path, *, prep: Preprocessing, covariates: torch.Tensor | None = None
+    ) -> Prediction:
+        """The typed prediction of one image file, in its original pixels."""
         ...
 
     def predict_rows(
-        self, model: nn.Module, manifest: Manifest, dataset: Dataset, *, batch_size: int, out_dir: Path | None = None
+        self,
+        model: nn.Module,
+        manifest: Manifest,
+        dataset: Dataset,
+        *,
+        batch_size: int,
+        outputs: OutputWriter | None = None,
     ) -> pd.DataFrame:
         """One row per dataset item: identifiers, ``truth`` when known, the task's prediction columns.
 
-        Tasks whose outputs are not table cells (masks) write them under ``out_dir`` and put paths in the table.
+        Outputs that are not table cells (masks) go to ``outputs``, which returns the paths put in the table.
         """
         ...
 
@@ -148,6 +208,41 @@ class Task(Protocol):
     ) -> dict[str, Any]:
         """Metrics with CIs from a predictions table (``truth`` + the task's columns)."""
         ...
+
+
+class TaskBase:
+    """No-op defaults of the optional hooks and capabilities; task classes derive from it (one level deep)."""
+
+    name: ClassVar[str]
+    monitor: ClassVar[Monitor] = Monitor("score")
+    stratify_by_target: ClassVar[bool] = False
+    numeric_truth: ClassVar[bool] = False
+    setup_on_train: ClassVar[bool] = False
+    collate_fn: Callable[[list[Any]], Any] | None = None
+
+    def __init__(self, state: TaskState) -> None:
+        self.state = state
+
+    @classmethod
+    def configure(cls, state: TaskState, cfg: Any) -> TaskState:
+        """Copy task options from the config into the state (default: nothing to copy)."""
+        return state
+
+    @classmethod
+    def plan(cls, state: TaskState, manifest: Manifest, cfg: Any) -> TaskState:
+        """Choices derived from the training data (default: none)."""
+        return state
+
+    @property
+    def trainer_backend(self) -> str:
+        """The engine backend that trains this task (default: the Lightning loop)."""
+        return "lightning"
+
+    def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
+        return None
+
+    def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
+        return None
 
 
 TASKS: Registry[type] = Registry("task")

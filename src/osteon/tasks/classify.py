@@ -14,7 +14,7 @@ from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
 from osteon.tasks._image import ImageLevelTask
 from osteon.tasks._targets import as_label_strings, patient_groups, sorted_classes, target_column
-from osteon.tasks.base import TASKS, ClassPrediction, TaskState
+from osteon.tasks.base import TASKS, ClassPrediction, Monitor, TaskState
 
 MULTILABEL_SEPARATOR = "|"
 NEGATIVE_NAMES = {"0", "normal", "negative", "no", "absent", "healthy", "non_fractured", "nonfractured", "false"}
@@ -39,6 +39,8 @@ class ClassificationTask(ImageLevelTask):
     """
 
     name: ClassVar[str] = "classify"
+    monitor: ClassVar[Monitor] = Monitor("AUC", "max")
+    stratify_by_target: ClassVar[bool] = True
 
     # -- set-up ---------------------------------------------------------------------------------
     @classmethod
@@ -128,7 +130,7 @@ class ClassificationTask(ImageLevelTask):
         probs = torch.sigmoid(outputs) if self.state.multilabel else torch.softmax(outputs, dim=1)
         return probs.cpu().numpy()
 
-    def predict(self, outputs: torch.Tensor) -> list[ClassPrediction]:
+    def predict(self, outputs: torch.Tensor, **kwargs: Any) -> list[ClassPrediction]:
         return self.predict_from_scores(self.scores(outputs))
 
     def monitor_score(self, scores: np.ndarray, targets: np.ndarray) -> float:

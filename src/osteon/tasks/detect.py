@@ -9,15 +9,15 @@ image's :class:`~osteon.data.transforms.Letterbox` (``input = original * scale +
 jointly with the image (torchvision v2), and predictions are mapped back to original pixels.
 
 Outputs: ``predictions_<split>.csv`` with ``truth`` (true boxes), ``pred_boxes`` (JSON boxes with
-``score``, original pixels), ``n_boxes`` and ``max_score`` (image-level score); ``predictions.json`` and
-overlays of a sample of images beside it. Validation score (checkpointing, early stopping): mAP@0.5.
+``score``, original pixels), ``n_boxes`` and ``max_score`` (image-level score); overlays are drawn by
+``osteon.report``. Validation score (checkpointing, early stopping): mAP@0.5.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,40 +35,22 @@ from osteon.errors import ConfigError
 from osteon.metrics import detection as det_metrics
 from osteon.models.detection import DetectorSpec, build_detector
 from osteon.tasks._detect_data import DetectionDataset, collate_detection
-from osteon.tasks._detect_plan import make_plan, write_plan
+from osteon.tasks._detect_plan import make_plan
 from osteon.tasks._image import identity_frame
 from osteon.tasks._targets import patient_groups
-from osteon.tasks.base import TASKS, TaskState
+from osteon.tasks.base import TASKS, Monitor, OutputWriter, TaskBase, TaskState
+from osteon.tasks.predictions import BoxPrediction
 
 OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lowest score with ≤ 1 FP/image
 
 
-@dataclass(frozen=True)
-class BoxPrediction:
-    """Detections in one image.
-
-    Attributes:
-        boxes_xyxy: ``(K, 4)`` float pixels of the original image, x right / y down.
-        scores: ``(K,)`` confidences, descending.
-        labels: ``(K,)`` class names.
-        class_names: All classes of the model.
-    """
-
-    boxes_xyxy: np.ndarray
-    scores: np.ndarray
-    labels: tuple[str, ...]
-    class_names: tuple[str, ...]
-
-
 @TASKS.register("detect")
-class DetectionTask:
+class DetectionTask(TaskBase):
     """Boxes per image: torchvision RetinaNet/FCOS/Faster R-CNN, or Ultralytics YOLO (``backend="yolo"``)."""
 
     name: ClassVar[str] = "detect"
+    monitor: ClassVar[Monitor] = Monitor("mAP@0.5", "max")
     collate_fn: Callable[[list[Any]], Any] | None = staticmethod(collate_detection)
-
-    def __init__(self, state: TaskState) -> None:
-        self.state = state
 
     # -- set-up ---------------------------------------------------------------------------------
     @classmethod
@@ -100,8 +82,8 @@ class DetectionTask:
         return TaskState("detect", column, sorted(names), None, False, "default")
 
     @classmethod
-    def plan(cls, state: TaskState, manifest: Manifest, cfg: Any, run_path: Path) -> TaskState:
-        """Engine hook: derive anchors/sizes from the train boxes, write ``RUN/plan.json``, keep it in the state."""
+    def plan(cls, state: TaskState, manifest: Manifest, cfg: Any) -> TaskState:
+        """Engine hook: derive anchors/sizes from the train boxes into ``state.extra["plan"]`` (the engine saves it)."""
         if cfg.covariates:
             raise ConfigError("detect takes no covariates (--covariates); remove them.")
         prep = Preprocessing(image_size=cfg.image_size)
@@ -117,7 +99,6 @@ class DetectionTask:
             input_mean=prep.mean,
             input_std=prep.std,
         )
-        write_plan(plan, Path(run_path) / "plan.json")
         return replace(state, extra={**state.extra, "plan": plan})
 
     @property
@@ -176,9 +157,6 @@ class DetectionTask:
             value, class_index=self.class_index, image=str(manifest.frame.at[row, "image"]), size_hw=size_hw
         )
 
-    def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
-        return None
-
     def training_loss(
         self, model: nn.Module, batch: dict[str, Any], class_weights: torch.Tensor | None
     ) -> torch.Tensor:
@@ -202,22 +180,15 @@ class DetectionTask:
             return float("nan")
         return det_metrics.coco_map_scores(truth, preds, n_classes=self.num_outputs)["map50"]
 
-    def fit_run(self, run_path: Path, cfg: Any, *, resume: bool, progress: bool) -> bool:
-        """Engine hook: train with an external trainer when the plan's backend is not torchvision.
-
-        Returns False for the torchvision backend (the engine trains with Lightning), True after the
-        YOLO backend trained and exported the run.
-        """
-        if self.spec_backend == "torchvision":
-            return False
-        from osteon.pipelines.yolo import fit_yolo_run  # the optional backend (extra 'yolo')
-
-        fit_yolo_run(Path(run_path), cfg, task=self, resume=resume, progress=progress)
-        return True
-
     @property
     def spec_backend(self) -> str:
+        """The plan's model family: ``torchvision`` or ``yolo``."""
         return str(self.state.extra.get("plan", {}).get("backend", "torchvision"))
+
+    @property
+    def trainer_backend(self) -> str:
+        """Torchvision detectors train in the Lightning loop; YOLO in the engine's Ultralytics backend."""
+        return "lightning" if self.spec_backend == "torchvision" else self.spec_backend
 
     # -- predictions ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -228,10 +199,10 @@ class DetectionTask:
         dataset: Dataset,
         *,
         batch_size: int = 16,
-        out_dir: Path | None = None,
+        outputs: OutputWriter | None = None,
     ) -> pd.DataFrame:
         """One row per image: identifiers, ``truth`` (when known), ``pred_boxes`` (JSON, original pixels),
-        ``n_boxes``, ``max_score``, ``width``, ``height``. With ``out_dir``: ``predictions.json`` + overlays."""
+        ``n_boxes``, ``max_score``, ``width``, ``height``. Boxes are table cells, so ``outputs`` is unused."""
         from torch.utils.data import DataLoader
 
         was_training = model.training
@@ -253,12 +224,10 @@ class DetectionTask:
         frame["max_score"] = [float(p.scores.max()) if len(p.scores) else 0.0 for p in predictions]
         frame["height"] = [g.original_hw[0] for g in dataset.geometry]  # type: ignore[attr-defined]
         frame["width"] = [g.original_hw[1] for g in dataset.geometry]  # type: ignore[attr-defined]
-        if out_dir is not None and len(frame):
-            self._write_outputs(frame, manifest, Path(out_dir))
         return frame
 
     def predict(
-        self, outputs: list[dict[str, torch.Tensor]], *, geometry: list[Letterbox] | None = None
+        self, outputs: list[dict[str, torch.Tensor]], *, geometry: list[Letterbox] | None = None, **kwargs: Any
     ) -> list[BoxPrediction]:
         """Typed predictions; boxes in original pixels when ``geometry`` is given, else in input pixels."""
         names = tuple(self.class_names)
@@ -274,7 +243,9 @@ class DetectionTask:
         return out
 
     @torch.inference_mode()
-    def predict_image(self, model: nn.Module, path: str | Path, *, prep: Preprocessing) -> BoxPrediction:
+    def predict_image(
+        self, model: nn.Module, path: str | Path, *, prep: Preprocessing, covariates: torch.Tensor | None = None
+    ) -> BoxPrediction:
         """The :class:`BoxPrediction` of one 2D image file, boxes in its original pixels (``Predictor`` hook)."""
         from osteon.data.transforms import load_unit_image, normalize
 
@@ -284,33 +255,6 @@ class DetectionTask:
         outputs = model(normalize(torch.from_numpy(unit)[None, None], prep))
         model.train(was_training)
         return self.predict(outputs, geometry=[geometry])[0]
-
-    def _write_outputs(self, frame: pd.DataFrame, manifest: Manifest, out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        images = [
-            {
-                "image": str(manifest.resolve(row["image"])),
-                "width": int(row["width"]),
-                "height": int(row["height"]),
-                "boxes": json.loads(row["pred_boxes"]),
-            }
-            for _, row in frame.iterrows()
-        ]
-        payload = {
-            "class_names": self.class_names,
-            "coordinates": "xyxy pixels of the original image",
-            "images": images,
-        }
-        (out_dir / "predictions.json").write_text(json.dumps(payload, indent=1))
-        from osteon.report.box_overlays import draw_box_overlays  # drawing only; no engine import
-
-        in_run = (out_dir.parent / "config.yaml").is_file()
-        figures = (
-            out_dir.parent / "figures" / f"overlays_{out_dir.name.removeprefix('outputs_')}"
-            if in_run
-            else out_dir / "overlays"
-        )
-        draw_box_overlays(frame.assign(image=[i["image"] for i in images]), figures)
 
     # -- evaluation -----------------------------------------------------------------------------
     def _parse_frame(self, frame: pd.DataFrame) -> tuple[list[ImageBoxes], list[ImageBoxes]]:

@@ -15,7 +15,7 @@ from osteon.errors import ConfigError
 from osteon.models.heads import corn_loss, corn_probabilities
 from osteon.tasks._image import ImageLevelTask
 from osteon.tasks._targets import as_label_strings, patient_groups, sorted_classes, target_column
-from osteon.tasks.base import TASKS, GradePrediction, TaskState
+from osteon.tasks.base import TASKS, GradePrediction, Monitor, TaskState
 
 
 @TASKS.register("grade")
@@ -27,6 +27,8 @@ class GradingTask(ImageLevelTask):
     """
 
     name: ClassVar[str] = "grade"
+    monitor: ClassVar[Monitor] = Monitor("QWK", "max")
+    stratify_by_target: ClassVar[bool] = True
 
     @classmethod
     def setup(
@@ -89,7 +91,7 @@ class GradingTask(ImageLevelTask):
         probs = corn_probabilities(outputs) if self.state.loss == "corn" else torch.softmax(outputs, dim=1)
         return probs.cpu().numpy()
 
-    def predict(self, outputs: torch.Tensor) -> list[GradePrediction]:
+    def predict(self, outputs: torch.Tensor, **kwargs: Any) -> list[GradePrediction]:
         return self.predict_from_scores(self.scores(outputs))
 
     def predict_from_scores(self, scores: np.ndarray) -> list[GradePrediction]:

@@ -14,7 +14,7 @@ from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError
 from osteon.tasks._image import ImageLevelTask
 from osteon.tasks._targets import patient_groups, target_column
-from osteon.tasks.base import TASKS, TaskState, ValuePrediction
+from osteon.tasks.base import TASKS, Monitor, TaskState, ValuePrediction
 
 _LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss, "huber": nn.functional.smooth_l1_loss}
 
@@ -24,6 +24,9 @@ class RegressionTask(ImageLevelTask):
     """Predicts a standardised value; the target's train mean/std are kept so outputs are in its units."""
 
     name: ClassVar[str] = "regress"
+    monitor: ClassVar[Monitor] = Monitor("MAE", "min")
+    numeric_truth: ClassVar[bool] = True
+    setup_on_train: ClassVar[bool] = True  # the target's mean/std come from the train split only
 
     @classmethod
     def setup(
@@ -37,6 +40,13 @@ class RegressionTask(ImageLevelTask):
             raise ConfigError(
                 f"{manifest.name}: column {column!r} must be numeric for regression; row {row} has "
                 f"{manifest.frame[column].iloc[row]!r}. Fix: clean the column or choose another --target."
+            )
+        infinite = np.flatnonzero(np.isinf(values.to_numpy(dtype=np.float64)))
+        if len(infinite):
+            rows = ", ".join(f"{r} ({manifest.frame['image'].iloc[r]})" for r in infinite[:5])
+            raise ConfigError(
+                f"{manifest.name}: column {column!r} holds {len(infinite)} infinite value(s), at rows {rows}. "
+                "Fix: correct or blank those values (blank rows are left out of training)."
             )
         loss = loss or "l1"
         if loss not in _LOSSES:
@@ -63,7 +73,7 @@ class RegressionTask(ImageLevelTask):
         z = outputs.detach().float()[:, 0].cpu().numpy()
         return z * self.state.extra["std"] + self.state.extra["mean"]
 
-    def predict(self, outputs: torch.Tensor) -> list[ValuePrediction]:
+    def predict(self, outputs: torch.Tensor, **kwargs: Any) -> list[ValuePrediction]:
         return [ValuePrediction(float(v)) for v in self.scores(outputs)]
 
     def monitor_score(self, scores: np.ndarray, targets: np.ndarray) -> float:

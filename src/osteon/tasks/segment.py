@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from osteon.data.datasets import DecodedImages
 from osteon.data.manifest import Manifest
-from osteon.data.transforms import Preprocessing, load_unit_image, normalize
+from osteon.data.transforms import Letterbox, Preprocessing, load_unit_image, normalize
 from osteon.errors import ConfigError
 from osteon.tasks import _segment_infer as infer
 from osteon.tasks._segment_data import (
@@ -43,20 +43,20 @@ from osteon.tasks._segment_data import (
     original_target,
     polygon_classes,
 )
-from osteon.tasks._segment_infer import MaskPrediction
 from osteon.tasks._targets import patient_groups
-from osteon.tasks.base import TASKS, TaskState
+from osteon.tasks.base import TASKS, Monitor, OutputWriter, TaskBase, TaskState
+from osteon.tasks.predictions import MaskPrediction
 
 LOSSES = ("dice_ce", "dice", "focal", "dice_focal")
 ID_COLUMNS = ("image", "patient_id", "study_id", "split")
 
 
 @TASKS.register("segment")
-class SegmentationTask:
+class SegmentationTask(TaskBase):
     """The segment task's engine hooks (see :class:`osteon.tasks.base.Task`)."""
 
     name: ClassVar[str] = "segment"
-    collate_fn: Callable[[list[Any]], Any] | None = None
+    monitor: ClassVar[Monitor] = Monitor("Dice", "max")
 
     def __init__(self, state: TaskState) -> None:
         self.state = state
@@ -265,12 +265,12 @@ class SegmentationTask:
         dataset: Dataset,
         *,
         batch_size: int = 32,
-        out_dir: Path | None = None,
+        outputs: OutputWriter | None = None,
     ) -> pd.DataFrame:
         """One row per image: ids, ``truth``/``prediction`` (classes present), measurements, per-image metrics.
 
-        Masks are saved under ``out_dir/masks`` (palette PNGs whose values are class indices; multi-label: one PNG
-        per class) and, where the truth is known, ``out_dir/truth``; their paths are in ``mask_file`` /
+        With ``outputs``, predicted masks are handed to it as ``"masks"`` (class maps; multi-label: channel stacks)
+        and, where the truth is known, true masks as ``"truth"``; the paths it returns are in ``mask_file`` /
         ``truth_file``. Columns per foreground class ``c``: ``area_px_c``, ``area_mm2_c``, ``components_c``,
         ``bbox_c``; with truth also ``truth_area_px_c``, ``dice_c``, ``iou_c``, ``hd95_c``/``asd_c`` (pixels) and
         ``hd95_mm_c``/``asd_mm_c`` (mm, when the spacing is known).
@@ -303,16 +303,16 @@ class SegmentationTask:
                     "spacing_col": spacing[1] if spacing else np.nan,
                 }
                 stem = _unique_stem(path, row, used)
-                if out_dir is not None:
-                    record["mask_file"] = infer.save_mask(Path(out_dir) / "masks" / stem, mask)
+                if outputs is not None:
+                    record["mask_file"] = outputs.save_mask("masks", stem, mask)
                 record.update(infer.measurement_columns(infer.measure(channels, names, spacing)))
                 truth = original_target(manifest, row, self.spec, geometry.original_hw) if ds.has_target[i] else None
                 record["truth"] = _present(truth, names) if truth is not None else pd.NA
                 if truth is not None:
                     record.update(_metric_columns(mask_metrics, truth, channels, names, spacing))
-                    if out_dir is not None:
+                    if outputs is not None:
                         saved = truth if self.state.multilabel else _labels(truth)
-                        record["truth_file"] = infer.save_mask(Path(out_dir) / "truth" / stem, saved)
+                        record["truth_file"] = outputs.save_mask("truth", stem, saved)
                 records.append(record)
         model.train(was_training)
         source = manifest.frame.iloc[ds.indices]
@@ -323,10 +323,6 @@ class SegmentationTask:
         front = [c for c in ("truth", "prediction") if c in table]
         table = table[front + [c for c in table.columns if c not in front]]
         return pd.concat([ids.reset_index(drop=True), table.reset_index(drop=True)], axis=1)
-
-    def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
-        """``None``: masks use p > 0.5 (sigmoid) or the argmax class (softmax); nothing is tuned on validation."""
-        return None
 
     def evaluate(
         self, frame: pd.DataFrame, *, operating_point: dict[str, Any] | None, n_resamples: int, seed: int
@@ -375,21 +371,43 @@ class SegmentationTask:
         return result
 
     # -- single images ----------------------------------------------------------------------------
+    # Masks use p > 0.5 (sigmoid) or the argmax class (softmax): nothing is tuned on validation, so the
+    # default choose_operating_point (None) applies.
+    def predict(
+        self,
+        outputs: torch.Tensor,
+        *,
+        geometry: list[Letterbox],
+        spacing: list[tuple[float, float] | None] | None = None,
+        **kwargs: Any,
+    ) -> list[MaskPrediction]:
+        """Typed masks in original pixels from ``(B, C, S, S)`` logits of letterboxed inputs."""
+        probs = infer.activate(outputs, sigmoid=self.sigmoid)
+        names = self.class_names[1:]
+        out = []
+        for k, box in enumerate(geometry):
+            mask, original = infer.to_original(probs[k], box, sigmoid=self.sigmoid, multilabel=self.state.multilabel)
+            mm = spacing[k] if spacing else None
+            out.append(
+                MaskPrediction(
+                    mask, original, tuple(self.class_names), mm, infer.measure(self._channels(mask), names, mm)
+                )
+            )
+        return out
+
     @torch.inference_mode()
-    def predict_image(self, model: nn.Module, path: str | Path, *, prep: Preprocessing) -> MaskPrediction:
+    def predict_image(
+        self, model: nn.Module, path: str | Path, *, prep: Preprocessing, covariates: torch.Tensor | None = None
+    ) -> MaskPrediction:
         """The :class:`MaskPrediction` of one 2D image file, in its original pixel grid."""
         unit, geometry = load_unit_image(path, prep)
         x = normalize(torch.from_numpy(unit)[None, None], prep)
         was_training = model.training
         model.eval()
-        probs = infer.activate(self._input_logits(model, x, prep), sigmoid=self.sigmoid)[0]
+        logits = self._input_logits(model, x, prep)
         model.train(was_training)
-        mask, original = infer.to_original(probs, geometry, sigmoid=self.sigmoid, multilabel=self.state.multilabel)
         spacing = infer.pixel_spacing(pd.DataFrame(), 0, Path(path))
-        names = self.class_names[1:]
-        return MaskPrediction(
-            mask, original, tuple(self.class_names), spacing, infer.measure(self._channels(mask), names, spacing)
-        )
+        return self.predict(logits, geometry=[geometry], spacing=[spacing])[0]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------

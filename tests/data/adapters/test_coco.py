@@ -53,7 +53,7 @@ def test_json_file_and_images_option(coco_dataset: Path, tmp_path_factory: pytes
     (coco_dataset / "images").rename(moved / "pics")
     with pytest.raises(DatasetFormatError, match=r"instances\.json: image file 'a\.png' not found.*--images"):
         load_dataset(json_path)
-    manifest = load_dataset(json_path, images=moved / "pics")
+    manifest = load_dataset(json_path, images_root=moved / "pics")
     assert manifest.root == moved / "pics" and all(p.is_file() for p in manifest.paths())
 
 

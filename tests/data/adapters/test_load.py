@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import osteon.data
@@ -111,3 +112,18 @@ def test_unknown_option(class_folder_dataset: Path) -> None:
 def test_unknown_option_lists_the_accepted_ones(dicom_tree: Path) -> None:
     with pytest.raises(ConfigError, match=r"'dicom_dir' has no option 'per_study'.*It takes: per_series"):
         load_dataset(dicom_tree, per_study=True)
+
+
+def test_options_choose_among_the_formats_that_take_them(tmp_path: Path) -> None:
+    # An 'image' column makes the CSV look like a saved Manifest, which takes no options; the option picks csv.
+    pd.DataFrame({"image": ["a.png", "b.png"], "diagnosis": ["x", "y"], "subject": ["1", "2"]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    assert detect_format(tmp_path / "t.csv") == "manifest"
+    manifest = load_dataset(tmp_path / "t.csv", label_column="diagnosis", patient_column="subject")
+    assert manifest.frame["label"].tolist() == ["x", "y"] and manifest.frame["patient_id"].tolist() == ["1", "2"]
+
+
+def test_options_no_format_takes_together(class_folder_dataset: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no dataset format takes all .*image_column: csv"):
+        load_dataset(class_folder_dataset, image_column="x", patient_pattern="(?P<patient_id>.)")

@@ -13,7 +13,7 @@ Example:
 """
 
 from osteon.data.adapters import class_folder, coco, csv_table, dicom_dir, fracatlas, manifest_file, voc, yolo
-from osteon.data.adapters._base import DatasetAdapter
+from osteon.data.adapters._base import DATASET_OPTIONS, DatasetAdapter
 from osteon.registry import Registry
 
 ADAPTERS: Registry[DatasetAdapter] = Registry("dataset format")
@@ -37,4 +37,4 @@ for _adapter in DETECTION_ORDER:
 
 from osteon.data.adapters._load import detect_format, load_dataset  # noqa: E402  (needs ADAPTERS above)
 
-__all__ = ["ADAPTERS", "DETECTION_ORDER", "DatasetAdapter", "detect_format", "load_dataset"]
+__all__ = ["ADAPTERS", "DATASET_OPTIONS", "DETECTION_ORDER", "DatasetAdapter", "detect_format", "load_dataset"]

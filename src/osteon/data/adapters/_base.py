@@ -30,6 +30,22 @@ SPLIT_ALIASES = {
 }
 
 
+#: Adapter options reachable from the CLI (``osteon train`` and ``osteon data summary|check|split``, flags
+#: ``--image-column`` ...) and from a training YAML (``image_column: ...``), with their help text. Each is a
+#: keyword-only parameter of the adapters named at the start of its help; ``load_dataset`` refuses one that
+#: the chosen format does not take. All are text.
+DATASET_OPTIONS: dict[str, str] = {
+    "image_column": "csv: column of image paths (default: the first of image, path, file, filename, filepath ...)",
+    "image_template": "csv: build each image path from columns instead, e.g. 'images/{filestem}.png'",
+    "images_root": "csv, coco: folder the image paths are relative to (relative to the CSV's / JSON's folder)",
+    "label_column": "csv: column read as the class name or grade ('label')",
+    "patient_column": "csv: column read as the patient id ('patient_id'; splits group by it)",
+    "target_column": "csv: column read as the number to regress ('target')",
+    "split_column": "csv: column read as the split (train/val/test and their aliases)",
+    "patient_pattern": "class_folder: regex with a named group 'patient_id' searched in each file stem",
+}
+
+
 @dataclass(frozen=True)
 class DatasetAdapter:
     """One dataset format: how to recognise it and how to read it.

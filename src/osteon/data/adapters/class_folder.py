@@ -35,8 +35,8 @@ LAYOUT = "[train|val|test/]<label>/*.png|jpg|jpeg|dcm|tif (one folder per class,
 OAI_PATTERN = r"^(?P<patient_id>\d{7})(?P<laterality>[LR])$"
 
 
-def _class_folders(path: Path) -> list[tuple[str | None, Path]]:
-    """``(split, label folder)`` pairs of a class-folder layout that hold at least one image."""
+def _candidate_folders(path: Path) -> list[tuple[str | None, Path]]:
+    """Every ``(split, label folder)`` pair of a class-folder layout, with or without images."""
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if any(split_name(d.name) for d in subdirs):
         pairs: list[tuple[str | None, Path]] = [
@@ -44,7 +44,12 @@ def _class_folders(path: Path) -> list[tuple[str | None, Path]]:
         ]
     else:
         pairs = [(None, d) for d in subdirs]
-    return [(split, folder) for split, folder in pairs if folder.is_dir() and list_images(folder)]
+    return [(split, folder) for split, folder in pairs if folder.is_dir() and not folder.name.startswith(".")]
+
+
+def _class_folders(path: Path) -> list[tuple[str | None, Path]]:
+    """``(split, label folder)`` pairs of a class-folder layout that hold at least one image."""
+    return [(split, folder) for split, folder in _candidate_folders(path) if list_images(folder)]
 
 
 def detect(path: Path) -> bool:
@@ -81,6 +86,7 @@ def load(path: Path, *, patient_pattern: str | None = None) -> Manifest:
         )
     files = [(p, split, folder.name) for split, folder in folders for p in list_images(folder)]
     images = [relative_posix(p, path) for p, _, _ in files]
+    _warn_empty(path, folders)
     _warn_ignored(path, set(images))
     frame = pd.DataFrame(
         {"image": images, "split": [s for _, s, _ in files], "label": [lab for _, _, lab in files]}, dtype="string"
@@ -122,6 +128,20 @@ def _patient_ids(stems: list[str], pattern: str | None, path: Path) -> pd.DataFr
             )
         groups.append({k: v for k, v in match.groupdict().items() if k in ("patient_id", "laterality")})
     return pd.DataFrame(groups).astype("string")
+
+
+def _warn_empty(path: Path, kept: list[tuple[str | None, Path]]) -> None:
+    """Warn, naming them, about class folders without images: their class is missing from the Manifest."""
+    used = {folder for _, folder in kept}
+    empty = [relative_posix(folder, path) for _, folder in _candidate_folders(path) if folder not in used]
+    if empty:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        warnings.warn(
+            f"{path}: {len(empty)} class folder(s) hold no images ({suffixes}) and were left out, so their class is "
+            f"missing from the dataset: {', '.join(empty)}. Fix: add the images, or remove the folder if the class "
+            "does not exist.",
+            stacklevel=3,
+        )
 
 
 def _warn_ignored(path: Path, kept: set[str]) -> None:

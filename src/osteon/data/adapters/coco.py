@@ -132,12 +132,13 @@ def detect(path: Path) -> bool:
     return path.is_dir() and len(find_coco_json(path)) == 1
 
 
-def load(path: Path, *, images: str | Path | None = None, skip_rle: bool = False) -> Manifest:
+def load(path: Path, *, images_root: str | Path | None = None, skip_rle: bool = False) -> Manifest:
     """Read a COCO dataset.
 
     Args:
         path: The COCO JSON, or a folder holding exactly one.
-        images: Folder that ``file_name`` is relative to; default: searched next to the JSON.
+        images_root: Folder that ``file_name`` is relative to (a relative folder is relative to the JSON's
+            folder, like the ``csv`` format's option of the same name); default: searched next to the JSON.
         skip_rle: Keep boxes of RLE masks and drop the masks instead of raising.
 
     Returns:
@@ -150,7 +151,7 @@ def load(path: Path, *, images: str | Path | None = None, skip_rle: bool = False
     """
     json_path = _json_of(path)
     records = read_coco(json_path, skip_rle=skip_rle)
-    root = _images_root(json_path, records, Path(images) if images is not None else None)
+    root = _images_root(json_path, records, Path(images_root) if images_root is not None else None)
     frame = pd.DataFrame(
         {
             "image": [r.file_name for r in records],
@@ -222,7 +223,7 @@ def _images_root(json_path: Path, records: list[CocoImage], images: Path | None)
     tried = ", ".join(str(c) for c in candidates)
     raise DatasetFormatError(
         f"{json_path}: image file {first_missing!r} not found (looked for {root / first_missing}; folders tried: "
-        f"{tried}). Fix: pass images=<folder the file_names are relative to> (CLI: --images)."
+        f"{tried}). Fix: pass images_root=<folder the file_names are relative to> (CLI: --images-root, YAML: images_root)."
     )
 
 

@@ -92,7 +92,8 @@ def load(
     elif image is None:
         raise DatasetFormatError(
             f"{path}: no image-path column; columns are {header}, looked for {list(IMAGE_COLUMNS)}. "
-            "Fix: pass image_column=<name> (CLI: --image-column)."
+            "Fix: pass image_column=<name> (CLI: --image-column NAME, YAML: image_column: NAME), or build the "
+            "paths from other columns with image_template (CLI: --image-template 'images/{id}.png')."
         )
     pairs = [
         (image, "image"),

@@ -6,9 +6,10 @@ Osteon stays in charge of the data and of the evaluation; Ultralytics only train
    (DICOM windowing, 16-bit, EXIF) and letterboxed to ``image_size`` exactly as Osteon's own models see
    it, saved as an 8-bit PNG, with ``class cx cy w h`` labels (normalised, in that letterboxed square;
    images without objects get an empty label file) and a ``data.yaml``.
-2. :func:`fit_yolo_run` trains ``yolov8n.yaml`` (random weights: ``pretrained=False``; ``amp=False``,
-   ``plots=False``, no font check, ``YOLO_OFFLINE=1``: nothing is downloaded) inside the run directory
-   (``RUN/yolo/``), then exports the weights of Ultralytics' best epoch into ``RUN/model.pt``.
+2. :func:`fit_yolo_run` (the engine's ``yolo`` backend, chosen by ``backend: yolo``) trains ``yolov8n.yaml``
+   (random weights: ``pretrained=False``; ``amp=False``, ``plots=False``, no font check, ``YOLO_OFFLINE=1``:
+   nothing is downloaded) inside the run directory (``RUN/yolo/``), then exports the weights of Ultralytics'
+   best epoch through :mod:`osteon.engine.export`, the same path as the Lightning loop.
 3. Predictions go through :class:`osteon.models.detection.YoloDetector` (the same network and Ultralytics'
    NMS) on Osteon's letterboxed input, and are mapped back to original pixels by the detect task, so
    ``osteon evaluate``, ``osteon predict`` (images, video) and the metrics are the same for both backends.
@@ -36,6 +37,8 @@ from osteon.data.boxes import parse_boxes, to_input_space, xyxy_to_cxcywhn
 from osteon.data.datasets import decode_images
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Preprocessing
+from osteon.engine.backends import BACKENDS
+from osteon.engine.rundir import RunDir
 from osteon.errors import ConfigError
 
 
@@ -123,37 +126,39 @@ def offline_ultralytics() -> Iterator[Any]:
         yield ultralytics
 
 
+@BACKENDS.register("yolo")
 def fit_yolo_run(
-    run_path: Path,
+    run: RunDir,
     cfg: Any,
-    *,
     task: Any,
+    *,
     resume: bool = False,
     progress: bool = True,
-    ultralytics_args: dict[str, Any] | None = None,
-) -> Path:
-    """Train Ultralytics YOLO for a prepared run directory and export ``RUN/model.pt`` (+ val predictions).
+    options: dict[str, Any] | None = None,
+) -> RunDir:
+    """Train Ultralytics YOLO for a prepared run directory, then export it like every backend.
 
     Args:
-        run_path: A run made by the engine's preparation (config, manifest with split, state with the plan).
+        run: A run made by :func:`osteon.engine.prepare.prepare_run` (config, manifest with split, state with
+            the plan).
         cfg: The run's TrainConfig (epochs, batch_size, image_size, seed, num_workers, hflip ...).
         task: The run's detect task (class names, plan).
         resume: Not supported for YOLO (raises).
         progress: Ultralytics' console output.
-        ultralytics_args: Extra ``YOLO.train`` arguments (e.g. ``{"time": 0.2}`` hours of wall clock).
+        options: Extra ``YOLO.train`` arguments (e.g. ``{"time": 0.2}`` hours of wall clock).
 
     Returns:
-        The path of ``model.pt``.
+        The run directory, with ``model.pt``, ``predictions_val.csv``, the operating point and ``training.json``.
     """
     if resume:
         raise ConfigError("Resuming a YOLO-backend run is not supported. Fix: start a new run (--out).")
+    import time
+
     import torch
 
-    from osteon.engine.checkpoint import save_model_file
-    from osteon.engine.rundir import RunDir
+    from osteon.engine.export import export_model, export_validation, record_selection, relative
     from osteon.models.detection import YoloDetector
 
-    run = RunDir(Path(run_path))
     state = run.read_json(run.state)
     prep = Preprocessing(**state["preprocessing"])
     manifest = Manifest.load(run.manifest)
@@ -184,45 +189,48 @@ def fit_yolo_run(
         "fliplr": 0.5 if cfg.hflip else 0.0,
         "patience": cfg.early_stopping_patience or 100,
         "verbose": progress,
-        **(ultralytics_args or {}),
+        **(options or {}),
     }
+    started = time.perf_counter()
     with offline_ultralytics() as ultralytics:
         model = ultralytics.YOLO(f"{plan['architecture']}.yaml", task="detect")
         model.train(**args)
         weights = run.path / "yolo" / "train" / "weights"
         best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
         checkpoint = torch.load(best, map_location="cpu", weights_only=False)  # Ultralytics' own file, written above
+    duration = time.perf_counter() - started
     trained = (checkpoint.get("ema") or checkpoint["model"]).float()
     wrapper = YoloDetector(task.spec)
     wrapper.net.load_state_dict(trained.state_dict())
-    meta = {
-        "config": cfg.model_dump(mode="json"),
-        **state,
-        "best_epoch": int(checkpoint.get("epoch", -1)),
-        "best_checkpoint": str(best.relative_to(run.path)),
-        "monitor": "ultralytics fitness (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on val)",
-    }
-    save_model_file(run.model, state_dict={k: v.contiguous() for k, v in wrapper.state_dict().items()}, meta=meta)
-    _export_val(run, task)
-    return run.model
+    best_epoch = int(checkpoint.get("epoch", -1))
+    export_model(
+        run,
+        cfg,
+        task,
+        state_dict=wrapper.state_dict(),
+        best_epoch=best_epoch,
+        best_checkpoint=relative(best, run),
+        selected_by="ultralytics fitness (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on val)",
+    )
+    from osteon.engine.predictor import Predictor  # needs the model.pt written above
 
-
-def _export_val(run: Any, task: Any) -> None:
-    """Validation predictions through Osteon's predictor, the operating point, ``training.json`` (as the engine)."""
-    from osteon.engine.predictor import Predictor
-
-    manifest = Manifest.load(run.manifest)
     val = manifest.subset(manifest.frame["split"] == "val")
     frame = Predictor.from_run(run.path).predict_manifest(val, progress=False)
-    frame.to_csv(run.predictions("val"), index=False)
-    labelled = frame[(frame["error"] == "") & frame["truth"].notna()] if "truth" in frame else frame.iloc[:0]
-    point = task.choose_operating_point(labelled) if len(labelled) else None
-    if point is not None:
-        run.write_json(run.operating_point, point)
-    run.write_json(run.path / "training.json", {"backend": "yolo", "weights": str(run.path / "yolo" / "train")})
+    export_validation(run, task, frame)
+    record_selection(  # Ultralytics selected by its own fitness, so no Osteon validation score is claimed
+        run,
+        task,
+        best_epoch=best_epoch,
+        best_score=None,
+        epochs=cfg.epochs,
+        backend="yolo",
+        weights=relative(weights, run),
+        duration_s=round(duration, 1),
+    )
+    return run
 
 
-def train_yolo(cfg: Any = None, *, ultralytics_args: dict[str, Any] | None = None, **overrides: Any) -> Any:
+def train_yolo(cfg: Any = None, *, ultralytics_args: dict[str, Any] | None = None, **overrides: Any) -> RunDir:
     """Train the YOLO backend into a new run directory (Python API; the CLI uses ``--backend yolo``).
 
     Args:
@@ -237,14 +245,11 @@ def train_yolo(cfg: Any = None, *, ultralytics_args: dict[str, Any] | None = Non
         ...                  out="runs/yolo")  # doctest: +SKIP
     """
     from osteon.engine.config import TrainConfig
-    from osteon.engine.fit import _prepare_run
-    from osteon.engine.rundir import RunDir
+    from osteon.engine.prepare import prepare_run
     from osteon.tasks import TaskState, build_task
 
     require_ultralytics()
     cfg = TrainConfig.from_sources(**{**(cfg.model_dump() if cfg is not None else {}), **overrides, "backend": "yolo"})
-    run = RunDir.create(cfg.out)
-    _prepare_run(run, cfg)
+    run = prepare_run(cfg)
     task = build_task(TaskState(**run.read_json(run.state)["task"]))
-    fit_yolo_run(run.path, cfg, task=task, ultralytics_args=ultralytics_args, progress=False)
-    return run
+    return fit_yolo_run(run, cfg, task, options=ultralytics_args, progress=False)

@@ -70,7 +70,7 @@ def yolo_run(phantoms: Path, no_network: list, tmp_path_factory: pytest.TempPath
 
 
 def test_manifest_to_yolo_files_and_back(phantoms: Path, tmp_path: Path) -> None:
-    from osteon.pipelines.yolo import write_yolo_dataset
+    from osteon.engine.backends.yolo import write_yolo_dataset
 
     manifest = Manifest.load(phantoms)
     prep = Preprocessing(image_size=48)
@@ -107,8 +107,8 @@ def test_yolo_run_is_an_osteon_run(yolo_run: Path) -> None:
 def test_osteon_reads_back_what_ultralytics_predicts(yolo_run: Path, no_network: list) -> None:
     """Osteon's YOLO wrapper on Osteon's input gives Ultralytics' own predictions on the written PNG."""
     from osteon.engine import Predictor
+    from osteon.engine.backends.yolo import offline_ultralytics
     from osteon.models.detection import YoloDetector
-    from osteon.pipelines.yolo import offline_ultralytics
 
     predictor = Predictor.from_run(yolo_run)
     spec = replace(predictor.task.spec, score_threshold=0.001)
@@ -132,8 +132,8 @@ def test_osteon_reads_back_what_ultralytics_predicts(yolo_run: Path, no_network:
 def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
+    from osteon.engine.backends.yolo import require_ultralytics
     from osteon.errors import ConfigError
-    from osteon.pipelines.yolo import require_ultralytics
 
     real_import = builtins.__import__
 

@@ -1,0 +1,12 @@
+"""Per-task report adapters (see :mod:`osteon.report.kinds.base`), registered by task name on import.
+
+Example:
+    >>> from osteon.report.kinds import adapter_for
+    >>> adapter_for("detect").monitor_name
+    'mAP@0.5'
+"""
+
+from osteon.report.kinds import detect, labels, regress, segment
+from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, ReportKind, adapter_for
+
+__all__ = ["REPORT_KINDS", "Bootstrap", "ReportKind", "adapter_for", "detect", "labels", "regress", "segment"]
