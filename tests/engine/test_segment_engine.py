@@ -30,7 +30,7 @@ def test_run_records_the_segmentation_set_up(segment_run: Path) -> None:
     task = meta["task"]
     assert task["name"] == "segment" and task["target"] == "mask" and task["class_names"] == ["background", "1"]
     assert task["extra"]["source"] == "mask" and task["extra"]["image_size"] == 64
-    assert meta["monitor"] == "val/score"
+    assert meta["monitor"] == {"name": "Dice", "direction": "max", "key": "val/score"}
     logged = pd.read_csv(segment_run / "logs" / "metrics.csv")["val/score"].dropna()
     assert len(logged) == 2 and logged.between(0, 1).all()  # validation mean Dice per epoch
     val = pd.read_csv(segment_run / "predictions_val.csv", dtype={"truth": "string"})

@@ -36,6 +36,10 @@ def test_run_directory_describes_itself(trained_classifier: Path, tmp_path: Path
         assert (trained_classifier / name).is_file(), name
     meta = load_model_file(trained_classifier / "model.pt")["meta"]
     assert meta["task"]["class_names"] == ["0", "1"]
+    assert meta["monitor"]["name"] == "AUC" and meta["selected_by"] == "validation AUC"
+    training = json.loads((trained_classifier / "training.json").read_text())
+    assert training["monitor"] == {"name": "AUC", "direction": "max"}
+    assert 0.0 <= training["best_score"] <= 1.0 and training["best_epoch"] == meta["best_epoch"]
     assert meta["preprocessing"]["image_size"] == 48
     assert {"osteon", "torch", "timm", "lightning"} <= set(meta["versions"])
     # the model file alone is enough to predict (copied away from its run directory)

@@ -62,3 +62,37 @@ def test_float_min_max_and_constant() -> None:
 def test_volume_raises_mentioning_slices() -> None:
     with pytest.raises(ValueError, match="slice"):
         to_grayscale_float(Image(np.zeros((3, 4, 5), np.uint8), P))
+
+
+def _hand_written_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """The formulas Osteon used before delegating to pydicom (PS3.3 C.11.2.1.2), kept to pin equality."""
+    if function == "SIGMOID":
+        return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    if function == "LINEAR_EXACT":
+        return (values - center) / width + 0.5
+    if width <= 1:
+        return (values > center - 0.5).astype(np.float64)
+    return (values - (center - 0.5)) / (width - 1) + 0.5
+
+
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID", "UNKNOWN"])
+@pytest.mark.parametrize(("center", "width"), [(2048.0, 4096.0), (40.0, 400.0), (-600.5, 1500.25), (100, 1), (7, 0.5)])
+def test_window_equals_pydicom_apply_voi_lut_and_the_old_formulas(function: str, center: float, width: float) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import apply_voi_lut
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [rng.uniform(center - width, center + width, 500), [center - width / 2, center + width / 2, center - 0.5]]
+    ).astype(np.int32 if float(center).is_integer() else np.float32)
+    image = Image(values.reshape(1, -1), P, window_center=center, window_width=width, extra={"voi_lut_function": function})
+    ours = to_grayscale_float(image)
+    reference = function if function != "UNKNOWN" else "LINEAR"
+    old = np.clip(_hand_written_window(values.astype(np.float64), center, width, reference), 0, 1).reshape(1, -1)
+    np.testing.assert_allclose(ours, old, atol=2e-6)
+    if not (reference == "LINEAR" and width < 1):  # a DICOM dataset as pydicom reads it, straight through
+        ds = Dataset()
+        ds.PhotometricInterpretation, ds.BitsStored, ds.PixelRepresentation = "MONOCHROME2", 16, 0
+        ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = f"{center:g}", f"{width:g}", reference
+        direct = apply_voi_lut(values.astype(np.float64), ds, prefer_lut=False) / 65535
+        np.testing.assert_allclose(ours[0], direct, atol=2e-6)

@@ -106,7 +106,7 @@ def make_run(
             "dataset": {"name": manifest.name, "path": str(data.parent)},
         },
     )
-    run.write_json(run.path / "training.json", {"best_epoch": 1, "epochs": 3, "best_checkpoint": "best.ckpt"})
+    run.write_json(run.training, {"best_epoch": 1, "epochs": 3, "best_checkpoint": "best.ckpt"})
     run.logs.mkdir()
     pd.DataFrame(
         {

@@ -101,3 +101,44 @@ def test_regression_rejects_text_targets() -> None:
         RegressionTask.setup(manifest(bone_age=["1.5", "tall"]), target="bone_age", positive_class=None, loss=None)
     with pytest.raises(ManifestError, match="'target' must be numeric"):
         manifest(target=["1.5", "tall"])
+
+
+def test_every_task_implements_the_whole_protocol() -> None:
+    """Every hook and capability of the Task protocol exists on every registered task (no getattr probing)."""
+    import typing
+
+    from osteon.tasks import TASKS
+    from osteon.tasks.base import Monitor, Task
+
+    hooks = [name for name in dir(Task) if not name.startswith("_")]
+    declared = set(typing.get_type_hints(Task, include_extras=False)) | set(hooks)
+    assert {"setup", "configure", "plan", "predict", "predict_image", "trainer_backend", "monitor"} <= declared
+    for name in TASKS.names():
+        cls = TASKS.get(name)
+        missing = [hook for hook in sorted(declared - {"state"}) if not hasattr(cls, hook)]
+        assert not missing, f"{name} lacks {missing}"
+        assert isinstance(cls.monitor, Monitor) and cls.monitor.name != "score", name
+        assert cls.monitor.direction in ("max", "min")
+        assert all(isinstance(getattr(cls, c), bool) for c in ("stratify_by_target", "numeric_truth", "setup_on_train"))
+
+
+def test_predictions_live_in_one_module_and_summarise_themselves() -> None:
+    import typing
+
+    import numpy as np
+
+    from osteon.tasks import predictions
+
+    kinds = typing.get_args(predictions.Prediction)
+    assert {k.__name__ for k in kinds} == {
+        "ClassPrediction",
+        "GradePrediction",
+        "ValuePrediction",
+        "BoxPrediction",
+        "MaskPrediction",
+    }
+    mask = np.zeros((4, 4), dtype=np.uint8)
+    mask[1, 1] = 2
+    assert predictions.MaskPrediction(mask, np.zeros((3, 4, 4)), ("background", "a", "b")).summary() == "b"
+    boxes = predictions.BoxPrediction(np.zeros((1, 4)), np.array([0.75]), ("fx",), ("fx",))
+    assert boxes.summary() == "1 box(es), top score 0.75"

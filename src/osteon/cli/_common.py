@@ -55,20 +55,31 @@ def handle_errors() -> Iterator[None]:
 
 @contextmanager
 def show_warnings() -> Iterator[None]:
-    """Print each Python warning raised inside as one yellow ``Warning:`` line on stderr (no file/line noise)."""
+    """Print the Python warnings raised inside as yellow ``Warning:`` lines on stderr when the block ends.
+
+    One line per distinct message (no file/line noise), in order of first appearance; a message raised
+    several times says so (``(5 times)``). Deprecation warnings are for developers and are not shown.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
         finally:
             console = stderr_console()
-            seen: set[str] = set()
-            for warning in caught:
-                text = " ".join(str(warning.message).split())
-                if text in seen or issubclass(warning.category, DeprecationWarning):
-                    continue
-                seen.add(text)
-                console.print(f"[yellow]Warning:[/yellow] {escape(text)}", soft_wrap=True, highlight=False)
+            for text, count in distinct_warnings(caught).items():
+                times = f" ({count} times)" if count > 1 else ""
+                console.print(f"[yellow]Warning:[/yellow] {escape(text)}{times}", soft_wrap=True, highlight=False)
+
+
+def distinct_warnings(caught: list[warnings.WarningMessage]) -> dict[str, int]:
+    """Warning text (whitespace collapsed) → how often it was raised, in order of first appearance."""
+    counts: dict[str, int] = {}
+    for warning in caught:
+        if issubclass(warning.category, DeprecationWarning):
+            continue
+        text = " ".join(str(warning.message).split())
+        counts[text] = counts.get(text, 0) + 1
+    return counts
 
 
 def load_manifest(path: Path, *, format: str | None = None) -> Manifest:

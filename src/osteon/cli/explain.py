@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from osteon.cli._common import handle_errors, show_warnings
 
@@ -66,10 +67,11 @@ def explain_command(
                     predictor, image, method=method, target_class=target, layer=target_layer
                 )
                 figure = save_sanity_figure(result, out / f"{image.stem}_sanity.png")
-                (out / f"{image.stem}_sanity.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+                # to_dict() holds no NaN (a constant map's correlation is null): refuse to write invalid JSON
+                (out / f"{image.stem}_sanity.json").write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False))
                 steps = ", ".join(
                     f"{s.block} ρ={s.spearman:.2f}" if s.spearman == s.spearman else f"{s.block} constant"
                     for s in result.steps
                 )
-                verdict = "PASSED" if result.passed else "FAILED"
-                console.print(f"{image.name}: randomisation check {verdict} ({steps}) → {figure}")
+                line = f"{image.name}: randomisation check {result.describe()} ({steps}) → {figure}"
+                console.print(escape(line), highlight=False, soft_wrap=True)

@@ -1,18 +1,28 @@
-"""``osteon predict RUN INPUTS... --out predictions.csv``."""
+"""``osteon predict RUN INPUTS... --out predictions.csv``.
+
+Folders are searched recursively for images by content (:func:`osteon.io.discover.find_images`): a DICOM
+named by its UID without ``.dcm`` is predicted, symbolic-link loops are walked once, and every file left
+out is printed with the reason and counted in the closing line.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from osteon.cli._common import handle_errors
 
+if TYPE_CHECKING:
+    from osteon.io.discover import ImageScan
+
 console = Console(stderr=True)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".gz", ""}
+#: Skipped files listed one per line before the summary; more are only counted (by reason) in the summary.
+SHOW_SKIPPED = 20
 
 
 def predict_command(
@@ -24,7 +34,10 @@ def predict_command(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
-    """Predict images. Unreadable inputs are listed in the output with their error; the batch goes on."""
+    """Predict images. Unreadable inputs are listed in the output with their error; the batch goes on.
+
+    Files in folders that are not images (by content) are skipped, each printed with the reason.
+    """
     from osteon.data.manifest import Manifest
     from osteon.engine import Predictor
     from osteon.errors import ConfigError
@@ -35,32 +48,41 @@ def predict_command(
             raise ConfigError(f"{out} exists. Fix: choose another --out or pass --overwrite.")
         predictor = Predictor.from_run(run)
         outputs = out.parent / f"{out.stem}_outputs"  # masks and other file outputs, when the task has them
+        skipped = 0
         if len(inputs) == 1 and is_video(inputs[0]):  # one row per frame, and the achieved frame rate
             frame, fps = predictor.predict_video(inputs[0], batch_size=batch_size)
             console.print(f"video: {len(frame)} frames at {fps:.1f} frames/s (read + preprocess + model)")
         elif len(inputs) == 1 and inputs[0].suffix == ".csv":
             frame = predictor.predict_manifest(Manifest.load(inputs[0]), batch_size=batch_size, out_dir=outputs)
         else:
-            files = collect_inputs(inputs)
-            if not files:
-                raise ConfigError(f"No files found in {', '.join(map(str, inputs))}.")
-            frame = predictor.predict_paths(files, batch_size=batch_size, out_dir=outputs)
+            scan = collect_inputs(inputs)
+            report_skipped(scan)
+            if not scan.files:
+                raise ConfigError(
+                    f"No image files found in {', '.join(map(str, inputs))} ({scan.summary()}). "
+                    "Fix: pass the folder or files that hold the images (DICOM, PNG, JPEG, TIFF, NIfTI)."
+                )
+            frame = predictor.predict_paths(scan.files, batch_size=batch_size, out_dir=outputs)
+            skipped = len(scan.skipped)
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
         failed = int((frame["error"] != "").sum())
-        console.print(f"{len(frame) - failed} predicted, {failed} unreadable → {out}")
+        console.print(f"{len(frame) - failed} predicted, {failed} unreadable, {skipped} skipped → {out}")
 
 
-def collect_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given, plus every file under each folder (hidden files and CSVs skipped), sorted."""
-    files: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            files.extend(
-                p
-                for p in sorted(item.rglob("*"))
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
-            files.append(item)  # a missing file is reported in the output, not here
-    return files
+def collect_inputs(inputs: list[Path]) -> ImageScan:
+    """Files as given, plus every image file (by content) under each folder; skipped entries with reasons."""
+    from osteon.io.discover import find_images
+
+    return find_images(inputs)
+
+
+def report_skipped(scan: ImageScan) -> None:
+    """Print each skipped file with its reason (the first :data:`SHOW_SKIPPED`), then one summary line."""
+    if not scan.skipped:
+        return
+    for item in scan.skipped[:SHOW_SKIPPED]:
+        console.print(f"[yellow]skipped[/yellow] {escape(str(item))}", soft_wrap=True, highlight=False)
+    if len(scan.skipped) > SHOW_SKIPPED:
+        console.print(f"... and {len(scan.skipped) - SHOW_SKIPPED} more skipped.")
+    console.print(escape(scan.summary()), soft_wrap=True, highlight=False)

@@ -7,14 +7,20 @@ Every field of :class:`~osteon.engine.config.TrainConfig` is a flag of the same 
 from __future__ import annotations
 
 import inspect
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 import typer
+from pydantic_core import PydanticUndefined
 from rich.console import Console
+from rich.markup import escape
 
-from osteon.cli._common import handle_errors
+from osteon.cli._common import handle_errors, show_warnings
 from osteon.engine.config import TaskName, TrainConfig, is_ddp_child
+
+if TYPE_CHECKING:
+    from osteon.engine.rundir import RunDir
 
 console = Console(stderr=True)
 
@@ -29,18 +35,83 @@ def _option_type(annotation: Any) -> Any:
     return annotation
 
 
+def _enum_of(annotation: Any) -> type[Enum] | None:
+    """The Enum behind a field's annotation (``TaskName``, ``TaskName | None``), else None."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, Enum):
+            return candidate
+    return None
+
+
 def _train_command(config: Path | None = None, resume: Path | None = None, **options: Any) -> None:
     from osteon.engine import train
 
-    with handle_errors():
+    with handle_errors(), show_warnings():
         if resume is not None:
             run = train(resume=resume, **{k: v for k, v in options.items() if v is not None})
         else:
             cfg = TrainConfig.from_sources(config, **options)
             run = train(cfg)
-        if not is_ddp_child():  # every DDP rank runs this command; only rank 0 reports
-            console.print(f"[green]run written to[/green] {run.path}")
-            typer.echo(str(run.path))
+    if not is_ddp_child():  # every DDP rank runs this command; only rank 0 reports
+        print_training_summary(run)
+        typer.echo(str(run.path))
+
+
+def print_training_summary(run: RunDir) -> None:
+    """The end of ``osteon train`` on stderr: epochs, wall time, the best epoch and its score, the files written.
+
+    Reads ``training.json`` (fields that are missing are left out) and names only files that exist.
+    """
+    console.print(training_summary(run), soft_wrap=True, highlight=False)
+    for what, path in (
+        ("model", run.model),
+        ("validation predictions", run.predictions("val")),
+        ("operating point", run.operating_point),
+    ):
+        if path.is_file():  # whole paths, never cut to the terminal's width: people copy them
+            console.print(f"  {what:<24}{escape(str(path))}", soft_wrap=True, highlight=False)
+    console.print(f"[green]run written to[/green] {escape(str(run.path))}", soft_wrap=True, highlight=False)
+
+
+def training_summary(run: RunDir) -> str:
+    """One line from ``training.json``, e.g. "Trained 5 epochs in 1 min 12 s; best epoch 3: validation AUC 0.933.".
+
+    Epochs are counted from 1 as the progress bar counts them (``best_epoch`` is stored 0-based).
+    """
+    record = run.read_json(run.training)
+    epochs, seconds = record.get("epochs_run"), record.get("duration_s")
+    head = "Training finished"
+    if isinstance(epochs, int | float) and epochs > 0:
+        head = f"Trained {int(epochs)} epoch{'s' if int(epochs) != 1 else ''}"
+    if isinstance(seconds, int | float):
+        head += f" in {_duration(float(seconds))}"
+    best = record.get("best_epoch")
+    if not isinstance(best, int | float) or best < 0:
+        return head + "."
+    line = f"{head}; best epoch {int(best) + 1}"
+    monitor = record.get("monitor") if isinstance(record.get("monitor"), dict) else {}
+    score = record.get("best_score")
+    if isinstance(score, int | float):
+        name = monitor.get("name") or "score"
+        better = {"max": "higher is better", "min": "lower is better"}.get(str(monitor.get("direction")), "")
+        line += f": validation {escape(str(name))} {_number(float(score))}" + (f" ({better})" if better else "")
+    return line + "."
+
+
+def _number(value: float) -> str:
+    """Three decimals (AUC 0.933, MAE 12.346), significant digits for very small or large values."""
+    return f"{value:.3f}" if value == 0 or 0.001 <= abs(value) < 1e6 else f"{value:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    """``12.4 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def _build_signature() -> inspect.Signature:
@@ -63,17 +134,34 @@ def _build_signature() -> inspect.Signature:
     for name, field in TrainConfig.model_fields.items():
         kind = _option_type(field.annotation)
         help_text = field.description or ""
-        if field.default is not None and not callable(field.default_factory):
-            help_text += f" [default: {field.default}]"
+        choices = _enum_of(field.annotation)
+        if choices is not None:  # e.g. every registered task, from TaskName (no torch import)
+            help_text = "One of " + ", ".join(str(member.value) for member in choices) + "."
+        # flags default to None (= "not given", so YAML values survive), so the config's default is written
+        # into the help, escaped: Rich markup would take "[default: 224]" for a style tag and drop it
+        help_markup = escape(help_text)
+        default = _default_text(name, field)
+        if default is not None:
+            help_markup += f" [dim]{escape(f'[default: {default}]')}[/dim]"
         params.append(
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=None,
-                annotation=Annotated[kind | None, typer.Option(help=help_text.strip(), show_default=False)],
+                annotation=Annotated[kind | None, typer.Option(help=help_markup.strip(), show_default=False)],
             )
         )
     return inspect.Signature(params)
+
+
+def _default_text(name: str, field: Any) -> str | None:
+    """What ``--help`` shows as the default: the config's default, as the flag spells it; None for none."""
+    default = field.default
+    if default is PydanticUndefined or default is None or field.default_factory is not None:
+        return None
+    if isinstance(default, bool):
+        return name.replace("_", "-") if default else "no-" + name.replace("_", "-")
+    return str(default.value if isinstance(default, Enum) else default)
 
 
 def train_command(**kwargs: Any) -> None:

@@ -25,17 +25,27 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from torch.utils.data import DataLoader
 
 
+def _train_loaders(trainer: L.Trainer) -> list[DataLoader]:
+    """The train DataLoader(s): those Lightning set up, or (before set-up, on restore) those given to ``fit``."""
+    if trainer.fit_loop._combined_loader is not None:
+        source: Any = trainer.fit_loop._combined_loader.flattened
+    else:
+        source = getattr(trainer.fit_loop._data_source, "instance", None)
+    if isinstance(source, dict):
+        source = list(source.values())
+    elif not isinstance(source, list | tuple):
+        source = [source]
+    return [loader for loader in source if isinstance(loader, DataLoader)]
+
+
 def _train_generators(trainer: L.Trainer) -> list[torch.Generator]:
     """The ``torch.Generator`` objects of the train DataLoader(s) and their samplers, in a fixed order.
 
     A DataLoader without its own generator (``generator=None``) shuffles and samples (``RandomSampler``,
     ``WeightedRandomSampler``) from the global torch generator, which :func:`capture_rng` already holds.
     """
-    loaders = trainer.fit_loop._combined_loader.flattened if trainer.fit_loop._combined_loader is not None else []
     found: list[torch.Generator] = []
-    for loader in loaders:
-        if not isinstance(loader, DataLoader):
-            continue
+    for loader in _train_loaders(trainer):
         batch_sampler = getattr(loader, "batch_sampler", None)
         candidates = (loader, loader.sampler, batch_sampler, getattr(batch_sampler, "sampler", None))
         for owner in candidates:
@@ -77,17 +87,18 @@ def restore_rng(state: dict[str, Any], trainer: L.Trainer | None = None) -> None
 class RandomState(L.Callback):
     """Saves the random state in each checkpoint and restores it when training resumes from one.
 
-    The state is taken when the checkpoint is written (the end of an epoch; nothing draws random numbers
-    between then and the next epoch's start) and put back at the start of the first epoch after the resume,
-    after Lightning has rebuilt the loaders and before the train DataLoader draws its shuffling seed.
-    ``--resume`` therefore equals the uninterrupted run on one device with ``num_workers=0``; with persistent
-    DataLoader workers, each worker's own generators continue in the uninterrupted run but restart in the
-    resumed one, and with several devices every rank gets rank 0's saved state.
+    The state is taken when the checkpoint is written at the end of an epoch; nothing draws random numbers
+    between then and the next epoch's train DataLoader iterator (its worker seed, the sampler's shuffling
+    seed, the first batch's augmentation). It is put back as soon as Lightning restores the callbacks, before
+    it creates that iterator (on resume Lightning creates it before ``on_train_epoch_start``). ``--resume``
+    therefore equals the uninterrupted run on one device with ``num_workers=0`` or non-persistent workers
+    (whose seeds come from the restored torch generator). Not restored exactly: persistent DataLoader workers
+    (their generators continue in the uninterrupted run but start afresh in the resumed one), and runs on
+    several devices (Lightning saves rank 0's callback state, so every rank gets rank 0's generators).
     """
 
     def __init__(self) -> None:
         self._trainer: L.Trainer | None = None
-        self._pending: dict[str, Any] | None = None
 
     @property
     def state_key(self) -> str:
@@ -97,17 +108,11 @@ class RandomState(L.Callback):
         self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        # A checkpoint written before the restored state was applied (Lightning replays the end of the
-        # resumed epoch) must carry the saved state, not the freshly seeded one.
-        return {"rng": self._pending if self._pending is not None else capture_rng(self._trainer)}
+        return {"rng": capture_rng(self._trainer)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict.get("rng")
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:
-            restore_rng(self._pending, trainer)
-            self._pending = None
+        if "rng" in state_dict:
+            restore_rng(state_dict["rng"], self._trainer)
 
 
 class TrainingClock(L.Callback):

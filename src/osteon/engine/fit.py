@@ -63,9 +63,18 @@ def train(
         run = RunDir.open(resume, need_model=False)
         if not run.last_checkpoint.is_file():
             raise RunDirError(f"{resume}: no checkpoints/last.ckpt to resume from; the run never finished an epoch.")
+        from osteon.engine.resume import after_resume, before_resume
+
         cfg = TrainConfig(**{**TrainConfig.load(run.config).model_dump(), **_given(overrides)})
+        previous = before_resume(run, cfg)  # refuses a run with no epochs left; copies a finished run's model.pt
         cfg.save(run.config)
-        return _fit(run, cfg, ckpt_path=run.last_checkpoint, callbacks=callbacks, progress=progress)
+        finished = False
+        try:  # the checkpoint restores weights, optimiser, schedule, random state, log and time of earlier sessions
+            _fit(run, cfg, ckpt_path=run.last_checkpoint, callbacks=callbacks, progress=progress)
+            finished = True
+        finally:
+            after_resume(run, previous, finished=finished)  # keeps the old model.pt only when it was replaced
+        return run
     if cfg is None:
         cfg = TrainConfig.from_sources(**overrides)
     elif overrides:
@@ -225,16 +234,28 @@ def _export(
 
 
 def _record_training(run: RunDir, cfg: TrainConfig, trainer: L.Trainer, duration: float, *, resumed: bool) -> None:
-    """Add wall time and hardware to training.json (a resumed run adds its time to the earlier sessions')."""
+    """Add wall time, sessions and hardware to training.json.
+
+    ``duration_s`` is the training time of every session: a resumed run adds this session's ``duration`` to the
+    earlier sessions' times, which the checkpoint keeps (:class:`~osteon.engine.callbacks.TrainingClock`; a
+    session that crashed counts up to its last checkpoint). ``sessions`` lists them (0-based epochs).
+    """
     import os
     import platform
 
-    record = run.read_json(run.path / "training.json")
-    previous = float(record.get("duration_s", 0.0)) if resumed else 0.0
+    from osteon.engine.callbacks import TrainingClock
+
+    record = run.read_json(run.training)
+    clock = next((cb for cb in trainer.callbacks if isinstance(cb, TrainingClock)), None)
+    if clock is not None:
+        sessions = [*clock.previous, clock.current(int(trainer.current_epoch) - 1, duration)]
+    else:
+        sessions = [*(record.get("sessions", []) if resumed else []), {"duration_s": round(duration, 1)}]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     record.update(
         {
-            "duration_s": round(previous + duration, 1),
+            "duration_s": round(sum(float(s.get("duration_s", 0.0)) for s in sessions), 1),
+            "sessions": sessions,
             "epochs_run": int(trainer.current_epoch),
             "hardware": {
                 "accelerator": "gpu" if gpu else "cpu",
@@ -248,4 +269,4 @@ def _record_training(run: RunDir, cfg: TrainConfig, trainer: L.Trainer, duration
             },
         }
     )
-    run.write_json(run.path / "training.json", record)
+    run.write_json(run.training, record)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import lightning as L
 import numpy as np
 import torch
@@ -78,6 +81,30 @@ class TaskModule(L.LightningModule):
         if not np.isfinite(value):
             value = -1e9  # undefined (e.g. one class in a tiny val split): never the best epoch
         self.log("val/score", value, prog_bar=not named, sync_dist=False, rank_zero_only=False)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming with another ``epochs`` (a finished run extended): re-plan the cosine schedule.
+
+        The checkpoint's schedule was planned for the earlier number of epochs; continued as is, a cosine
+        that already reached zero rises again. Instead it follows the cosine planned for the new number of
+        epochs from the resumed epoch on (the rate is set to that curve's value there), so an extended run
+        ends at a low rate. A resume with the same ``epochs`` (after a crash) is unchanged.
+        """
+        if self.cfg.scheduler != "cosine":
+            return
+        t_max = max(1, self.cfg.epochs)
+        optimizers = checkpoint.get("optimizer_states") or []
+        for state in checkpoint.get("lr_schedulers") or []:
+            if "T_max" not in state or state["T_max"] == t_max:
+                continue
+            epoch, eta_min = state["last_epoch"], state.get("eta_min", 0.0)
+            rates = [
+                eta_min + (base - eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2 for base in state["base_lrs"]
+            ]
+            state["T_max"], state["_last_lr"] = t_max, rates
+            if optimizers:
+                for group, rate in zip(optimizers[0]["param_groups"], rates, strict=False):
+                    group["lr"] = rate
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         params = [p for p in self.parameters() if p.requires_grad]

@@ -7,6 +7,7 @@ import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -68,6 +69,34 @@ class EpochProgressBar(RichProgressBar):
         return f"{description:{len(self.validation_description)}}"
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that keeps tracking the best epoch when a run directory was moved or copied.
+
+    Lightning stores the absolute ``checkpoints/`` path and, when it differs on resume, forgets the best
+    score, so that the next epoch would replace ``best.ckpt`` even when worse. The saved paths are mapped
+    into this run's ``checkpoints/`` instead (their file names are fixed: ``best.ckpt``, ``last.ckpt``).
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and Path(old) != Path(self.dirpath):
+
+            def moved(path: str) -> str:
+                return str(Path(self.dirpath) / Path(path).name) if path else path  # type: ignore[arg-type]
+
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                **{
+                    key: moved(state_dict[key])
+                    for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+                    if key in state_dict
+                },
+                "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()},
+            }
+        super().load_state_dict(state_dict)
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     """``auto``: bf16 autocast on GPUs that support it, full fp32 elsewhere.
 
@@ -93,7 +122,7 @@ def build_trainer(
     cfg: TrainConfig, run: RunDir, *, callbacks: Sequence[L.Callback] = (), progress: bool = True
 ) -> tuple[L.Trainer, ModelCheckpoint]:
     """The Trainer and its best-checkpoint callback (``best.ckpt`` on ``val/score``; ``last.ckpt`` every epoch)."""
-    best = ModelCheckpoint(
+    best = RunCheckpoint(
         dirpath=run.checkpoints,
         filename="best",
         monitor="val/score",
@@ -103,7 +132,7 @@ def build_trainer(
     )
     # Its own callback: Lightning's save_last only writes when a new best was saved, which would
     # make --resume restart from the best epoch instead of the latest one.
-    last = ModelCheckpoint(
+    last = RunCheckpoint(
         dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
     # RandomState first: it restores the saved random state before any other callback draws from it.

@@ -5,6 +5,11 @@ NeurIPS 2018. The weights are re-initialised block by block from the output towa
 map is recomputed after each step. A map that explains the model must change: its Spearman rank
 correlation with the original map drops. A map that stays the same (an edge detector) explains the
 image, not the model.
+
+A constant map has no rank correlation with anything. When every randomised map (or the original) is
+constant, the check cannot tell "decorrelated" from "the method outputs nothing for this layer": its
+verdict is ``collapsed``, never ``passed``. Otherwise the verdict reads the last randomised map that is
+not constant (maps that turn constant deeper in the cascade are named, not counted as decorrelation).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -28,6 +33,10 @@ if TYPE_CHECKING:
 
 #: A fully randomised model whose map still correlates above this with the original fails the check.
 DEFAULT_MAX_CORRELATION = 0.5
+
+#: ``passed``: the maps decorrelate; ``failed``: they survive randomisation; ``collapsed``: the maps that
+#: would decide are constant, so nothing can be concluded.
+Verdict = Literal["passed", "failed", "collapsed"]
 
 
 @dataclass(frozen=True)
@@ -52,27 +61,90 @@ class SanityCheckResult:
     max_correlation: float = DEFAULT_MAX_CORRELATION
 
     @property
+    def original_constant(self) -> bool:
+        """True when the trained model's own map is constant (nothing to compare the others with)."""
+        return bool(np.ptp(self.original) == 0)
+
+    @property
+    def deciding_step(self) -> RandomizationStep | None:
+        """The last randomisation step whose map is not constant (``None``: every map is constant)."""
+        if self.original_constant:
+            return None
+        informative = [s for s in self.steps if np.isfinite(s.spearman)]
+        return informative[-1] if informative else None
+
+    @property
+    def constant_from(self) -> str | None:
+        """The block from which every later randomised map is constant (``None`` when the last one is not)."""
+        first = None
+        for step in reversed(self.steps):
+            if np.isfinite(step.spearman):
+                break
+            first = step.block
+        return first
+
+    @property
     def final_correlation(self) -> float:
-        """|Spearman| after the last (full) randomisation; a constant map counts as 0 (no structure left)."""
-        value = self.steps[-1].spearman if self.steps else 1.0
-        return 0.0 if not np.isfinite(value) else abs(float(value))
+        """|Spearman| of :attr:`deciding_step`'s map with the original; nan when every map is constant."""
+        step = self.deciding_step
+        return abs(float(step.spearman)) if step is not None else float("nan")
+
+    @property
+    def verdict(self) -> Verdict:
+        """``passed`` (decorrelated), ``failed`` (the map survives) or ``collapsed`` (constant maps)."""
+        if self.deciding_step is None:
+            return "collapsed"
+        return "passed" if self.final_correlation < self.max_correlation else "failed"
 
     @property
     def passed(self) -> bool:
-        """True when the fully randomised model's map no longer resembles the original."""
-        return self.final_correlation < self.max_correlation
+        """True only when a randomised map that is not constant no longer resembles the original."""
+        return self.verdict == "passed"
+
+    def describe(self) -> str:
+        """One line for people: the verdict in capitals and why.
+
+        Example:
+            >>> result.describe()  # doctest: +SKIP
+            'PASSED: |ρ| 0.24 after re-initialising head.fc (maps constant from backbone.stages.3 on)'
+        """
+        if self.original_constant:
+            return (
+                "COLLAPSED: the trained model's own map is constant, so randomisation has nothing to change. "
+                "Fix: explain another image, target, layer (--target-layer) or method."
+            )
+        step = self.deciding_step
+        if step is None:
+            return (
+                "COLLAPSED: every randomised map is constant; the check cannot tell decorrelation from a method "
+                "that outputs nothing here. Fix: try another layer (--target-layer) or method."
+            )
+        tail = f" (maps constant from {self.constant_from} on)" if self.constant_from else ""
+        return f"{self.verdict.upper()}: |ρ| {self.final_correlation:.2f} after re-initialising {step.block}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: no NaN (a constant map's correlation is ``None``)."""
         return {
             "image": str(self.image) if self.image else None,
             "target": self.target,
             "method": self.method,
             "layer": self.layer,
-            "steps": [{"block": s.block, "spearman": s.spearman} for s in self.steps],
-            "final_correlation": self.final_correlation,
+            "original_constant": self.original_constant,
+            "steps": [
+                {"block": s.block, "spearman": _finite_or_none(s.spearman), "constant": not np.isfinite(s.spearman)}
+                for s in self.steps
+            ],
+            "deciding_block": self.deciding_step.block if self.deciding_step else None,
+            "constant_from": self.constant_from,
+            "final_correlation": _finite_or_none(self.final_correlation),
             "max_correlation": self.max_correlation,
+            "verdict": self.verdict,
             "passed": self.passed,
         }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def parameter_blocks(model: nn.Module, *, depth: int = 3) -> list[str]:
@@ -131,15 +203,16 @@ def randomization_sanity_check(
         method, target_class, layer, covariates: As in :func:`~osteon.explain.explain_image`; the target is
             fixed by the trained model's prediction so every step explains the same class.
         seed: Seed of the re-initialisation.
-        max_correlation: ``passed`` requires |Spearman| below this after full randomisation.
+        max_correlation: ``passed`` requires |Spearman| below this for the last randomised map that is not
+            constant (see :attr:`SanityCheckResult.verdict`).
 
     Returns:
         The :class:`SanityCheckResult` (one step per block, head first).
 
     Example:
         >>> result = randomization_sanity_check(Predictor.from_run("runs/fa-smoke"), "IMG0000019.jpg")  # doctest: +SKIP
-        >>> [round(s.spearman, 2) for s in result.steps], result.passed  # doctest: +SKIP
-        ([0.41, 0.12, 0.05, -0.02, 0.03], True)
+        >>> [round(s.spearman, 2) for s in result.steps], result.verdict  # doctest: +SKIP
+        ([0.41, 0.12, 0.05, -0.02, 0.03], 'passed')
     """
     method = parse_method(method)
     adapter = cam_adapter_for(predictor.task.name)
@@ -187,11 +260,9 @@ def sanity_figure(result: SanityCheckResult):  # -> matplotlib Figure
         ax.imshow(values, cmap="jet", vmin=0, vmax=1)
         ax.set_title(f"{name}\nρ = {rho:.2f}" if np.isfinite(rho) else f"{name}\nconstant map", fontsize=7)
         ax.axis("off")
-    fig.suptitle(
-        f"Cascading randomisation ({result.method}, target {result.target}): "
-        f"{'PASSED' if result.passed else 'FAILED'} (final |ρ| {result.final_correlation:.2f})",
-        fontsize=8,
-    )
+    verdict = result.verdict.upper()
+    detail = f"|ρ| {result.final_correlation:.2f}" if result.deciding_step else "constant maps"
+    fig.suptitle(f"Cascading randomisation ({result.method}, target {result.target}): {verdict} ({detail})", fontsize=8)
     fig.tight_layout()
     return fig
 

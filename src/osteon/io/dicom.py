@@ -20,6 +20,7 @@ What the reader does, in order:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,8 +86,9 @@ def read_dicom(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         (dtype('int16'), 'CT')
     """
     path = Path(path)
-    ds = _parse(path)
+    ds, parse_warnings = _parse(path)
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
+        _raise_if_truncated(path, ds, parse_warnings)
         sop = _sop_class_name(ds)
         raise ImageReadError(
             path,
@@ -165,9 +167,13 @@ def read_dicom(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     )
 
 
-def _parse(path: Path) -> Dataset:
+def _parse(path: Path) -> tuple[Dataset, list[str]]:
+    """The dataset, and the warnings pydicom gave while parsing (they reveal a file cut short)."""
     try:
-        return pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=True)
+        return ds, [" ".join(str(w.message).split()) for w in caught]
     except (InvalidDicomError, EOFError) as err:
         raise ImageReadError(
             path, f"could not be parsed as DICOM ({err}); it is truncated or corrupt.", "re-export the file."
@@ -176,6 +182,37 @@ def _parse(path: Path) -> Dataset:
         raise ImageReadError(
             path, f"could not be parsed as DICOM ({type(err).__name__}: {err}).", "re-export the file."
         ) from err
+
+
+def _raise_if_truncated(path: Path, ds: Dataset, parse_warnings: list[str]) -> None:
+    """A file without pixel data that was cut short (or declares an image) is truncated, not a non-image object.
+
+    pydicom drops an encapsulated (JPEG, JPEG 2000, RLE) Pixel Data element that the file ends inside, with
+    the warning "End of file reached before delimiter"; a file cut just before the element leaves an image
+    header (Rows/Columns) without pixels; a file cut inside its header stops parsing silently, leaving an
+    object whose SOP class is an image storage class. All are reported as truncated, naming the file.
+    """
+    cut = [w for w in parse_warnings if "end of file" in w.lower() or "expected" in w.lower()]
+    declares_image = "Rows" in ds and "Columns" in ds
+    sop = _sop_class_name(ds)
+    image_class = "Image Storage" in sop
+    if not (cut or declares_image or image_class):
+        return
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    encoding = f" ({UID(str(syntax)).name})" if syntax else ""
+    if cut:
+        evidence = f"pydicom: {cut[0]}"
+    elif declares_image:
+        evidence = f"the header declares a {ds.Rows}×{ds.Columns} image"
+    else:
+        evidence = f"its SOP class is {sop}, an image object"
+    raise ImageReadError(
+        path,
+        f"is truncated or corrupt: the file ends before or inside its pixel data{encoding}, so no image can be "
+        f"decoded ({evidence}; file size {path.stat().st_size:,} bytes).",
+        "re-export or re-download the file (an interrupted copy or transfer leaves files like this).",
+    )
 
 
 def _declared_shape(path: Path, ds: Dataset) -> tuple[int, int, int, int]:

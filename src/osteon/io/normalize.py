@@ -16,8 +16,9 @@ def to_grayscale_float(image: Image) -> np.ndarray:
 
     1. RGB ``(H, W, 3)`` → luminance ``0.299 R + 0.587 G + 0.114 B``.
     2. If the image carries a VOI window (``window_center``/``window_width``, grayscale only) it is
-       applied with the DICOM formula named by ``extra["voi_lut_function"]``: ``LINEAR`` (default,
-       PS3.3 C.11.2.1.2.1), ``LINEAR_EXACT`` or ``SIGMOID``.
+       applied by pydicom's :func:`pydicom.pixels.apply_voi_lut` with the DICOM function named by
+       ``extra["voi_lut_function"]``: ``LINEAR`` (default, PS3.3 C.11.2.1.2.1; a width below 1 is a
+       threshold at ``center - 0.5``), ``LINEAR_EXACT`` or ``SIGMOID``.
     3. Otherwise integer arrays are scaled by their known range: ``extra["value_range"]`` (the DICOM
        reader records the range the declared bit depth takes after the modality LUT), else
        ``[0, 2**bits_stored - 1]``, else the dtype's maximum. Float arrays are min–max scaled
@@ -63,15 +64,33 @@ def to_grayscale_float(image: Image) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+#: Output range of the windowing: pydicom maps the window onto the stored bit depth's range; 16 unsigned bits
+#: (0 .. 65535) are then divided back to [0, 1].
+_VOI_BITS = 16
+
+
 def _window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """DICOM VOI LUT functions, output range [0, 1] (PS3.3 C.11.2.1.2)."""
-    if function == "SIGMOID":
-        return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-    if function == "LINEAR_EXACT":
-        return (values - center) / width + 0.5
-    if width <= 1:  # LINEAR with width 1 is a threshold at centre - 0.5
-        return (values > center - 0.5).astype(np.float64)
-    return (values - (center - 0.5)) / (width - 1) + 0.5
+    """DICOM VOI LUT functions (PS3.3 C.11.2.1.2) through :func:`pydicom.pixels.apply_voi_lut`, output in [0, 1].
+
+    The window comes from the :class:`Image` (the DICOM reader moved the centre with a MONOCHROME1
+    inversion), so a minimal VOI LUT Module is built for pydicom: centre and width as binary floats (no
+    decimal-string rounding), the function, and an unsigned 16-bit output range. ``LINEAR`` needs a width of
+    at least 1 in pydicom; a narrower window is the same threshold as width 1 (``values > center - 0.5``).
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import apply_voi_lut
+
+    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        function = "LINEAR"  # PS3.3 C.11.2.1.3: an unknown function is treated as the default
+    ds = Dataset()
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsStored = _VOI_BITS
+    ds.PixelRepresentation = 0
+    ds.add_new(0x00281050, "FD", float(center))  # WindowCenter
+    ds.add_new(0x00281051, "FD", float(max(width, 1.0)) if function == "LINEAR" else float(width))  # WindowWidth
+    ds.VOILUTFunction = function
+    out = apply_voi_lut(np.asarray(values, dtype=np.float64), ds, prefer_lut=False)
+    return np.asarray(out, dtype=np.float64) / float(2**_VOI_BITS - 1)
 
 
 def _integer_range(image: Image) -> tuple[float, float]:

@@ -132,18 +132,18 @@ def render_model_card(data: RunData, flow: Flow, shortcuts: list[str], generated
 _INLINE = re.compile(r"([\\`*\[\]|~])")
 #: ``_`` opens emphasis only at a word boundary (CommonMark): ``tiny_cnn`` stays as it is.
 _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
-#: What makes a line a heading, list item or rule when a value starts the line.
-_LINE_START = re.compile(r"^(\s*)(?:([#+=-])|(\d+)([.)]))")
+#: What makes a line a heading, list item or rule when a value starts the line (a marker, then a space).
+_LINE_START = re.compile(r"^(\s*)(?:(#+|[+=-]+)|(\d+)([.)]))(?=\s|$)")
 #: An absolute POSIX path (not a fraction such as ``1/2``, not ``a / b``).
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~])/(?:[^\s/()\[\],;:'\"<>|*`]+/)*[^\s/()\[\],;:'\"<>|*`]+")
 
 
 def markdown_text(text: str) -> str:
-    """``text`` as literal Markdown: HTML characters as entities, Markdown syntax backslash-escaped, one line.
+    r"""``text`` as literal Markdown: HTML characters as entities, Markdown syntax backslash-escaped, one line.
 
     Example:
-        >>> markdown_text("<b>KL *2*</b> [x]")
-        '&lt;b&gt;KL \\*2\\*&lt;/b&gt; \\[x\\]'
+        >>> print(markdown_text("<b>KL *2*</b> [x]"))
+        &lt;b&gt;KL \*2\*&lt;/b&gt; \[x\]
     """
     text = " ".join(text.splitlines())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

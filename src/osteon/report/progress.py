@@ -80,3 +80,4 @@ class ReportProgress:
             return
         self._progress.update(self._task, description=description, advance=1 if self._started else 0)
         self._started = True
+        self._progress.refresh()  # each step is drawn at least once, however short

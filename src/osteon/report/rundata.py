@@ -183,8 +183,8 @@ def case_key(path: str | os.PathLike[str]) -> str:
 
 def predictions_key(result: dict[str, Any], key: str) -> str:
     """The key of an evaluation's predictions table (``predictions_<key>.csv``), from its metrics.json entry."""
-    name = str(result.get("predictions_file") or f"predictions_{key}.csv")
-    return Path(name).stem.removeprefix("predictions_")
+    name = result.get("predictions_file")
+    return Path(str(name)).stem.removeprefix("predictions_") if name else key
 
 
 def with_cases(frame: pd.DataFrame, run_path: Path) -> pd.DataFrame:

@@ -15,7 +15,6 @@ Outputs: ``predictions_<split>.csv`` with ``truth`` (true boxes), ``pred_boxes``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,11 +26,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from osteon.data.boxes import ImageBoxes, boxes_to_records, parse_boxes, records_to_json, to_original_space
+from osteon.data.boxes import (
+    ImageBoxes,
+    box_records,
+    boxes_to_records,
+    parse_boxes,
+    records_to_json,
+    to_original_space,
+)
 from osteon.data.datasets import DecodedImages
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Letterbox, Preprocessing
-from osteon.errors import ConfigError
+from osteon.errors import ConfigError, DatasetFormatError
 from osteon.metrics import detection as det_metrics
 from osteon.models.detection import DetectorSpec, build_detector
 from osteon.tasks._detect_data import DetectionDataset, collate_detection
@@ -67,16 +73,13 @@ class DetectionTask(TaskBase):
         if loss not in (None, "default"):
             raise ConfigError(f"loss={loss!r}: detectors use their own losses (focal/GIoU ...); leave --loss out.")
         names: set[str] = set()
+        images = manifest.frame["image"].astype(str).to_numpy()
         for row, value in enumerate(manifest.frame[column]):
-            if isinstance(value, str) and value:
-                try:
-                    boxes = json.loads(value)
-                except json.JSONDecodeError:
-                    raise ConfigError(
-                        f"{manifest.name}: column {column!r} does not hold JSON boxes (row {row}: {value[:60]!r}). "
-                        'Fix: pass --target with a column of [{"xyxy": [x1, y1, x2, y2], "label": name}] lists.'
-                    ) from None
-                names.update(str(b.get("label", "")) for b in boxes if isinstance(b, dict))
+            where = f"{manifest.name}: row {row} ({images[row]})"
+            try:
+                names.update(b["label"] for b in box_records(value, image=where, column=column))
+            except DatasetFormatError as exc:
+                raise ConfigError(f"{exc} Or, if {column!r} is not the box column, pass --target with it.") from None
         if not names:
             raise ConfigError(f"{manifest.name}: column {column!r} has no boxes at all; a detector needs some.")
         return TaskState("detect", column, sorted(names), None, False, "default")

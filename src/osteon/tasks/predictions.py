@@ -21,6 +21,10 @@ class ClassPrediction:
     label: str
     multilabel: bool = False
 
+    def summary(self) -> str:
+        """One line for captions and logs."""
+        return self.label
+
 
 @dataclass(frozen=True)
 class GradePrediction:
@@ -31,12 +35,18 @@ class GradePrediction:
     grade: str
     expected_grade: float
 
+    def summary(self) -> str:
+        return self.grade
+
 
 @dataclass(frozen=True)
 class ValuePrediction:
     """A predicted number (bone age, angle, joint-space width)."""
 
     value: float
+
+    def summary(self) -> str:
+        return f"{self.value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,10 @@ class BoxPrediction:
     scores: np.ndarray
     labels: tuple[str, ...]
     class_names: tuple[str, ...]
+
+    def summary(self) -> str:
+        best = f", top score {self.scores[0]:.2f}" if len(self.scores) else ""
+        return f"{len(self.scores)} box(es){best}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,10 @@ class MaskPrediction:
     class_names: tuple[str, ...]
     spacing: tuple[float, float] | None = None
     measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        present = [n for n, c in zip(self.class_names[1:], self.channels(), strict=True) if c.any()]
+        return "|".join(present) if present else self.class_names[0]
 
     def channels(self) -> np.ndarray:
         """``(K, H, W)`` bool, one channel per foreground class."""

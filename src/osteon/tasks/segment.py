@@ -377,16 +377,22 @@ class SegmentationTask(TaskBase):
         self,
         outputs: torch.Tensor,
         *,
-        geometry: list[Letterbox],
+        geometry: list[Letterbox] | None = None,
         spacing: list[tuple[float, float] | None] | None = None,
         **kwargs: Any,
     ) -> list[MaskPrediction]:
-        """Typed masks in original pixels from ``(B, C, S, S)`` logits of letterboxed inputs."""
+        """Typed masks from ``(B, C, S, S)`` logits: in original pixels when the letterbox ``geometry`` of each input
+        is given, else in input pixels."""
         probs = infer.activate(outputs, sigmoid=self.sigmoid)
         names = self.class_names[1:]
         out = []
-        for k, box in enumerate(geometry):
-            mask, original = infer.to_original(probs[k], box, sigmoid=self.sigmoid, multilabel=self.state.multilabel)
+        for k in range(len(probs)):
+            if geometry is not None:
+                mask, original = infer.to_original(
+                    probs[k], geometry[k], sigmoid=self.sigmoid, multilabel=self.state.multilabel
+                )
+            else:
+                mask, original = self._decide(probs[k]), probs[k].float().cpu().numpy()
             mm = spacing[k] if spacing else None
             out.append(
                 MaskPrediction(

@@ -98,6 +98,9 @@ def warn_outside_root(manifest: Manifest) -> None:
 def _detect_with_options(path: Path, options: dict[str, Any]) -> str:
     """Detection among the formats that take every option in ``options`` (see :func:`load_dataset`)."""
     takers = [a for a in DETECTION_ORDER if set(options) <= set(_keyword_options(a))]
+    known = {key for a in DETECTION_ORDER for key in _keyword_options(a)}
+    if not set(options) <= known:
+        return detect_format(path)  # a misspelt option: the detected format's check suggests the right name
     if not takers:
         who = "; ".join(
             f"{key}: {', '.join(a.name for a in DETECTION_ORDER if key in _keyword_options(a)) or 'no format'}"
