@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tests.data.adapters.conftest import write_dicom
 from typer.testing import CliRunner
 
 from osteon.cli.main import app
-from tests.data.adapters.conftest import write_dicom
 
 runner = CliRunner()
 
 
-def test_folder_with_uid_named_dicom_and_link_loops(trained_classifier: Path, phantom_dataset: Path, tmp_path: Path) -> None:
+def test_folder_with_uid_named_dicom_and_link_loops(
+    trained_classifier: Path, phantom_dataset: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "inbox"
     (folder / "series").mkdir(parents=True)
     for name in ("P0001_L.png", "P0001_R.png"):
@@ -28,7 +30,9 @@ def test_folder_with_uid_named_dicom_and_link_loops(trained_classifier: Path, ph
     explicit_loop = tmp_path / "loop.png"
     explicit_loop.symlink_to(explicit_loop)
     out = tmp_path / "pred.csv"
-    result = runner.invoke(app, ["predict", str(trained_classifier), str(folder), str(explicit_loop), "--out", str(out)])
+    result = runner.invoke(
+        app, ["predict", str(trained_classifier), str(folder), str(explicit_loop), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out, keep_default_na=False)
     names = sorted(Path(p).name for p in frame["image"])

@@ -188,7 +188,12 @@ def test_pycocotools_differs_from_the_centre_rule_only_within_a_fifth_of_a_pixel
         for row, col in zip(*np.nonzero(ours != exact), strict=True):
             centre = np.array([col + 0.5, row + 0.5])
             starts, ends = points, np.roll(points, -1, axis=0)
-            along = np.clip(np.einsum("ij,ij->i", centre - starts, ends - starts) / np.einsum("ij,ij->i", ends - starts, ends - starts), 0, 1)
+            along = np.clip(
+                np.einsum("ij,ij->i", centre - starts, ends - starts)
+                / np.einsum("ij,ij->i", ends - starts, ends - starts),
+                0,
+                1,
+            )
             distance = np.min(np.linalg.norm(centre - (starts + along[:, None] * (ends - starts)), axis=1))
             assert distance < 0.25, (points, row, col, distance)
             differing += 1

@@ -44,7 +44,7 @@ def test_flipped_byte_is_found_by_checksum(model_file: Path) -> None:
     start = data.find(b"data/0") + 200  # inside the tensor's bytes
     data[start] ^= 0xFF
     model_file.write_bytes(bytes(data))
-    with pytest.raises(RunDirError, match="model.pt: the model file is corrupt"):
+    with pytest.raises(RunDirError, match=r"model\.pt: the model file is corrupt"):
         load_model_file(model_file)
 
 
@@ -68,7 +68,9 @@ def test_training_checkpoint_check(tmp_path: Path) -> None:
     torch.save({"state_dict": {"w": torch.ones(2048)}, "epoch": 3}, ckpt)
     assert check_training_checkpoint(ckpt) == ckpt
     _truncate(ckpt, 0.6)
-    with pytest.raises(RunDirError, match=r"last\.ckpt: the training checkpoint is truncated or corrupt.*--out NEW_RUN"):
+    with pytest.raises(
+        RunDirError, match=r"last\.ckpt: the training checkpoint is truncated or corrupt.*--out NEW_RUN"
+    ):
         check_training_checkpoint(ckpt)
     with pytest.raises(RunDirError, match="no such training checkpoint"):
         check_training_checkpoint(tmp_path / "nowhere.ckpt")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from osteon.engine import train
-from osteon.engine.callbacks import ResumableCSVLogger
+from osteon.engine.callbacks import ResumableCSVLogger, capture_rng, restore_rng
 from osteon.engine.config import TrainConfig
 from osteon.engine.resume import after_resume, before_resume
 from osteon.engine.rundir import RunDir
@@ -243,3 +246,18 @@ def test_a_moved_run_keeps_its_best_score(tmp_path: Path) -> None:
     assert new.best_model_score == pytest.approx(0.9)
     assert new.best_model_path == str(tmp_path / "new" / "checkpoints" / "best.ckpt")
     assert list(new.best_k_models) == [new.best_model_path]
+
+
+def test_random_state_includes_a_loaders_own_generator() -> None:
+    """A DataLoader with its own generator (shuffling, sampler) is restored with the global generators."""
+    loader = DataLoader(range(12), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    fit_loop = SimpleNamespace(_combined_loader=None, _data_source=SimpleNamespace(instance=loader))
+    trainer = SimpleNamespace(fit_loop=fit_loop)
+
+    def draw() -> list[object]:
+        return [[b.tolist() for b in loader], random.random(), float(np.random.rand()), float(torch.rand(1))]
+
+    saved = capture_rng(trainer)  # type: ignore[arg-type]
+    first = draw()
+    restore_rng(saved, trainer)  # type: ignore[arg-type]
+    assert draw() == first

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.data.adapters.conftest import write_dicom
 
 from osteon.io import discover
 from osteon.io.discover import find_images
-from tests.data.adapters.conftest import write_dicom
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
 

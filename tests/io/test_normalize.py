@@ -85,7 +85,9 @@ def test_window_equals_pydicom_apply_voi_lut_and_the_old_formulas(function: str,
     values = np.concatenate(
         [rng.uniform(center - width, center + width, 500), [center - width / 2, center + width / 2, center - 0.5]]
     ).astype(np.int32 if float(center).is_integer() else np.float32)
-    image = Image(values.reshape(1, -1), P, window_center=center, window_width=width, extra={"voi_lut_function": function})
+    image = Image(
+        values.reshape(1, -1), P, window_center=center, window_width=width, extra={"voi_lut_function": function}
+    )
     ours = to_grayscale_float(image)
     reference = function if function != "UNKNOWN" else "LINEAR"
     old = np.clip(_hand_written_window(values.astype(np.float64), center, width, reference), 0, 1).reshape(1, -1)

@@ -35,7 +35,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Dataset format (manifest, fracatlas, coco, yolo, voc, class_folder, dicom_dir, csv); detected when omitted.",
+        help="Dataset format (manifest, fracatlas, coco, yolo, voc, class_folder, dicom_dir, csv); else detected.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of tables.")]

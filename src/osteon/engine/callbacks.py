@@ -4,7 +4,11 @@
   DataLoader's own generators) in every checkpoint and puts them back when a run resumes, so that shuffling,
   augmentation and dropout after the resume draw what the uninterrupted run would have drawn.
 * :class:`TrainingClock` stores the wall time of the earlier sessions, so that ``training.json`` adds them up.
-* :class:`ResumableCSVLogger` keeps ``logs/metrics.csv`` across sessions (Lightning's CSV logger deletes it).
+* :class:`ResumableCSVLogger` keeps ``logs/metrics.csv`` across sessions (Lightning's CSV logger deletes it);
+  :class:`ResumeLogs` tells it the epoch training resumes at.
+
+The train loaders are found through Lightning's fit loop (``_combined_loader``, ``_data_source``): private
+attributes, pinned by ``tests/engine/test_resume.py``.
 """
 
 from __future__ import annotations

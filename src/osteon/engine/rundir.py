@@ -10,6 +10,7 @@ Layout::
       excluded.csv           rows left out of training and why (unreadable, no label)
       checkpoints/           Lightning checkpoints (last.ckpt for --resume, best.ckpt)
       model.pt               self-describing weights of the best epoch (Predictor.from_run)
+      model_epochs<K>.pt     the previous model.pt, kept when extending a run changed the best epoch
       operating_point.json   threshold chosen on the validation split (binary tasks)
       training.json          best epoch, epochs run, wall time, hardware, backend
       plan.json              choices derived from the training data (detect: anchors, sizes)

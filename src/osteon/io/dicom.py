@@ -1,9 +1,11 @@
 """Read a DICOM file into an :class:`~osteon.io.image.Image` through pydicom 3.
 
-Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins: pylibjpeg with
-pylibjpeg-libjpeg (JPEG baseline/extended/lossless, JPEG-LS), pylibjpeg-openjpeg (JPEG 2000,
-HTJ2K) and pylibjpeg-rle / pydicom's own RLE decoder; Pillow serves as a second JPEG / JPEG 2000
-decoder.
+Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins. Core dependencies (all
+permissively licensed) cover JPEG 2000 and HTJ2K (pylibjpeg-openjpeg), RLE (pylibjpeg-rle, pydicom)
+and 8-bit JPEG baseline/extended (Pillow). JPEG Lossless, 12-bit JPEG Extended and JPEG-LS need an
+extra (:data:`DECODER_EXTRAS`): ``osteon[dicom-codecs]`` (python-gdcm, Apache-2.0; pyjpegls, MIT) or
+``osteon[dicom-gpl]`` (pylibjpeg-libjpeg, GPL-3.0: it is not a core dependency so that Osteon, Apache-2.0,
+can be redistributed without the GPL). The reader's error for such a file names the extras.
 
 What the reader does, in order:
 
@@ -40,21 +42,29 @@ _T = TypeVar("_T")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _DEFER_SIZE = "16 MB"  # elements larger than this (the pixel data) are read only when decoded
 
-# Transfer syntax UID prefix/value → what to install when no decoder plugin is available.
-_DECODER_PACKAGES: dict[str, str] = {
-    "1.2.840.10008.1.2.4.50": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.51": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.57": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.70": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.80": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.81": "pylibjpeg pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.90": "pylibjpeg pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.91": "pylibjpeg pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.201": "pylibjpeg pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.202": "pylibjpeg pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.203": "pylibjpeg pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",
+#: How to get a decoder for the transfer syntaxes that no core dependency decodes (or only in part:
+#: Pillow reads 8-bit JPEG Extended, not 12-bit): the extras, permissive first.
+_EXTRAS_FIX = (
+    "pip install 'osteon[dicom-codecs]' (python-gdcm, Apache-2.0, and pyjpegls, MIT), or "
+    "'osteon[dicom-gpl]' (pylibjpeg-libjpeg, GPL-3.0: a redistributed bundle that includes it becomes GPL)"
+)
+#: Transfer syntax UID → what to install when no decoder for it is available.
+DECODER_EXTRAS: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": _EXTRAS_FIX,
+    "1.2.840.10008.1.2.4.51": _EXTRAS_FIX,
+    "1.2.840.10008.1.2.4.57": _EXTRAS_FIX,
+    "1.2.840.10008.1.2.4.70": _EXTRAS_FIX,
+    "1.2.840.10008.1.2.4.80": _EXTRAS_FIX,
+    "1.2.840.10008.1.2.4.81": _EXTRAS_FIX,
+    "1.2.840.10008.1.2.4.90": "pip install pylibjpeg pylibjpeg-openjpeg (core dependencies of osteon: reinstall it)",
+    "1.2.840.10008.1.2.4.91": "pip install pylibjpeg pylibjpeg-openjpeg (core dependencies of osteon: reinstall it)",
+    "1.2.840.10008.1.2.4.201": "pip install pylibjpeg pylibjpeg-openjpeg (core dependencies of osteon: reinstall it)",
+    "1.2.840.10008.1.2.4.202": "pip install pylibjpeg pylibjpeg-openjpeg (core dependencies of osteon: reinstall it)",
+    "1.2.840.10008.1.2.4.203": "pip install pylibjpeg pylibjpeg-openjpeg (core dependencies of osteon: reinstall it)",
+    "1.2.840.10008.1.2.5": "pip install pylibjpeg pylibjpeg-rle (core dependencies of osteon: reinstall it)",
 }
+#: Plugins of the extras; a decode failure of a syntax in :data:`DECODER_EXTRAS` without one of them suggests them.
+_EXTRA_PLUGINS = frozenset({"gdcm", "pyjpegls", "pylibjpeg"})
 
 
 def read_dicom(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
@@ -256,14 +266,26 @@ def _transfer_syntax(path: Path, ds: Dataset) -> UID:
             "transcode it to an uncompressed or JPEG/JPEG 2000 syntax (e.g. dcmtk's dcmconv, gdcmconv --raw).",
         ) from err
     if not decoder.is_available:
-        package = _DECODER_PACKAGES.get(str(uid), "pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle")
+        fix = DECODER_EXTRAS.get(str(uid), _EXTRAS_FIX)
         missing = "; ".join(decoder.missing_dependencies)
         raise ImageReadError(
             path,
             f"uses transfer syntax {uid.name} ({uid}) and no decoder for it is installed ({missing}).",
-            f"pip install {package}.",
+            f"{fix}.",
         )
     return uid
+
+
+def _extras_hint(transfer_syntax: UID) -> str:
+    """The extras to try when a syntax they cover failed to decode with the core plugins only (e.g. Pillow)."""
+    if DECODER_EXTRAS.get(str(transfer_syntax)) != _EXTRAS_FIX:
+        return ""
+    try:
+        plugins = set(get_decoder(transfer_syntax).available_plugins)
+    except (NotImplementedError, AttributeError):
+        return ""
+    # pydicom lists pylibjpeg for JPEG syntaxes only when pylibjpeg-libjpeg is installed
+    return "" if plugins & _EXTRA_PLUGINS else f" If it is 12-bit or lossless JPEG, {_EXTRAS_FIX}."
 
 
 def _guess_transfer_syntax(ds: Dataset) -> UID | None:
@@ -293,7 +315,8 @@ def _decode(path: Path, ds: Dataset, transfer_syntax: UID) -> np.ndarray:
         raise ImageReadError(
             path,
             f"pixel data could not be decoded ({transfer_syntax.name}; {type(err).__name__}: {message[:400]}).",
-            "the file may be corrupt; try re-exporting it, or transcode it with dcmtk/gdcm.",
+            "the file may be corrupt; try re-exporting it, or transcode it with dcmtk/gdcm."
+            + _extras_hint(transfer_syntax),
         ) from err
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.data.adapters.conftest import make_image
 
 from osteon.data.adapters import class_folder, detect_format, load_dataset, manifest_file
 from osteon.data.manifest import Manifest, PathOutsideRootWarning
 from osteon.data.phantom import make_phantom_dataset
 from osteon.errors import DatasetFormatError
-from tests.data.adapters.conftest import make_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::osteon.data.manifest.MissingPatientIdWarning")
 
@@ -80,9 +80,9 @@ def test_paths_outside_root_are_warned_naming_the_rows(tmp_path: Path) -> None:
     root = tmp_path / "data"
     make_image(root / "a.png")
     make_image(tmp_path / "elsewhere" / "b.png")
-    pd.DataFrame(
-        {"image": ["a.png", "../elsewhere/b.png", "sub/../a.png"], "patient_id": ["1", "2", "3"]}
-    ).to_csv(root / "manifest.csv", index=False)
+    pd.DataFrame({"image": ["a.png", "../elsewhere/b.png", "sub/../a.png"], "patient_id": ["1", "2", "3"]}).to_csv(
+        root / "manifest.csv", index=False
+    )
     with pytest.warns(PathOutsideRootWarning, match=r"1 row\(s\) .*row 1: \.\./elsewhere/b\.png"):
         manifest = load_dataset(root / "manifest.csv")
     assert manifest.rows_outside_root() == [1]

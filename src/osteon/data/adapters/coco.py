@@ -223,7 +223,8 @@ def _images_root(json_path: Path, records: list[CocoImage], images: Path | None)
     tried = ", ".join(str(c) for c in candidates)
     raise DatasetFormatError(
         f"{json_path}: image file {first_missing!r} not found (looked for {root / first_missing}; folders tried: "
-        f"{tried}). Fix: pass images_root=<folder the file_names are relative to> (CLI: --images-root, YAML: images_root)."
+        f"{tried}). Fix: pass images_root=<folder the file_names are relative to> (CLI: --images-root, "
+        "YAML: images_root)."
     )
 
 
