@@ -261,3 +261,14 @@ def test_random_state_includes_a_loaders_own_generator() -> None:
     first = draw()
     restore_rng(saved, trainer)  # type: ignore[arg-type]
     assert draw() == first
+
+
+def test_resuming_from_a_truncated_checkpoint_names_the_file(extended: RunDir, tmp_path: Path) -> None:
+    import shutil
+
+    copy = RunDir(tmp_path / "copy")
+    shutil.copytree(extended.path, copy.path)
+    data = copy.last_checkpoint.read_bytes()
+    copy.last_checkpoint.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    with pytest.raises(RunDirError, match=r"last\.ckpt: the training checkpoint is truncated or corrupt"):
+        train(resume=copy.path, epochs=6, progress=False)

@@ -20,6 +20,7 @@ from osteon.data.datasets import DecodedImages, decode_images
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Preprocessing, build_augmentation
 from osteon.engine.backends import get_backend
+from osteon.engine.checkpoint import check_training_checkpoint
 from osteon.engine.config import TrainConfig, is_ddp_child
 from osteon.engine.export import export_model, export_validation, record_selection
 from osteon.engine.module import TaskModule
@@ -63,6 +64,7 @@ def train(
         run = RunDir.open(resume, need_model=False)
         if not run.last_checkpoint.is_file():
             raise RunDirError(f"{resume}: no checkpoints/last.ckpt to resume from; the run never finished an epoch.")
+        check_training_checkpoint(run.last_checkpoint)  # a truncated copy names the file, not a torch traceback
         from osteon.engine.resume import after_resume, before_resume
 
         cfg = TrainConfig(**{**TrainConfig.load(run.config).model_dump(), **_given(overrides)})

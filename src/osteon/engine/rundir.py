@@ -18,7 +18,8 @@ Layout::
       predictions_<split>.csv
       outputs_<key>/         file outputs of one evaluation (predicted/true masks), named by the engine
       figures/               PNG figures (ROC, confusion matrix, calibration, box overlays ...)
-      report/                the HTML study report and model card
+      report.html            the HTML study report (osteon report)
+      model_card.md          the model card (osteon report)
       logs/                  CSV (and TensorBoard) logs
 """
 
