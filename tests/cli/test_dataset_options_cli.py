@@ -104,3 +104,21 @@ def test_train_reads_the_options_from_flags_and_yaml(odd_csv: Path, tmp_path: Pa
     manifest = pd.read_csv(out / "manifest.csv")
     assert set(manifest["label"]) == {"clear", "lesion"}
     assert manifest["patient_id"].nunique() == 8
+
+
+def test_train_data_folder_with_manifest_uses_its_labels(tmp_path: Path) -> None:
+    # `train --data FOLDER` on what `osteon data phantom` writes: before, classes "images" and "masks" (D2).
+    from osteon.data.phantom import make_phantom_dataset
+    from osteon.engine.prepare import load_manifest
+
+    make_phantom_dataset(tmp_path, images=8, size=32, seed=0)
+    manifest = load_manifest(TrainConfig(task="classify", data=str(tmp_path)))
+    assert set(manifest.frame["label"]) <= {"fractured", "normal"} and len(manifest) == 8
+
+
+def test_load_manifest_passes_the_config_options(odd_csv: Path) -> None:
+    from osteon.engine.prepare import load_manifest
+
+    cfg = TrainConfig(task="classify", data=str(odd_csv), image_column="scan", label_column="diagnosis")
+    manifest = load_manifest(cfg)
+    assert set(manifest.frame["label"]) == {"clear", "lesion"} and len(manifest) == 16

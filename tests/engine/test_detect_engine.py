@@ -117,7 +117,7 @@ def test_detect_config_errors(phantoms: Path, tmp_path: Path) -> None:
         train(model="yolov8n", out=str(tmp_path / "a"), **common)
     with pytest.raises(ConfigError, match="own losses"):
         train(model="retinanet", loss="ce", out=str(tmp_path / "b"), **common)
-    with pytest.raises(ConfigError, match="'mask' is not valid JSON.*--target"):
+    with pytest.raises(ConfigError, match=r"'mask' is not valid JSON.*--target"):
         train(model="retinanet", target="mask", out=str(tmp_path / "c"), **common)
     with pytest.raises(ConfigError, match="no 'bones' column"):
         train(model="retinanet", target="bones", out=str(tmp_path / "d"), **common)

@@ -88,7 +88,7 @@ def _unit(frame: Any) -> str:
 def _rows_to_evaluate(run: RunDir, split: str | None, data: str | Path | None) -> tuple[Manifest, str, str]:
     if data is None:
         split = split or "test"
-        manifest = Manifest.load(run.manifest)
+        manifest = run.load_manifest()
         rows = manifest.frame["split"] == split
         if not rows.any():
             raise ConfigError(f"{run.path}: its split has no {split!r} images. Choose one of train/val/test.")

@@ -105,7 +105,7 @@ def _fit(
         return get_backend(task.trainer_backend)(run, cfg, task, resume=ckpt_path is not None, progress=progress)
     prep = Preprocessing(**state["preprocessing"])
     encoder = CovariateEncoder.from_dict(state["covariates"])
-    manifest = Manifest.load(run.manifest)
+    manifest = run.load_manifest()
 
     datasets, excluded = _build_datasets(manifest, task, prep, encoder, cfg, progress=progress)
     if not is_ddp_child() and len(excluded):

@@ -35,6 +35,8 @@ from osteon.errors import RunDirError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from osteon.data.manifest import Manifest
+
 
 @dataclass(frozen=True)
 class RunDir:
@@ -151,6 +153,16 @@ class RunDir:
     def figure_dir(self, name: str) -> Path:
         """A sub-folder of ``figures/`` (e.g. ``overlays_test``)."""
         return self.figures / name
+
+    def load_manifest(self) -> Manifest:
+        """The run's own ``manifest.csv``, without repeating the data warnings shown when the run was prepared."""
+        import warnings
+
+        from osteon.data.manifest import Manifest, MissingPatientIdWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingPatientIdWarning)
+            return Manifest.load(self.manifest)
 
     # -- JSON helpers ---------------------------------------------------------------------------
     def read_json(self, path: Path) -> dict[str, Any]:

@@ -283,9 +283,8 @@ def _sanity(predictor: Any, shown: list[Path], options: ReportOptions) -> dict[s
         ["blocks re-initialised (from the output down to)", "Spearman ρ with the original map"],
         rows,
         note=(
-            f"Final |ρ| {fmt(result.final_correlation, 2)}: {'PASSED' if result.passed else 'FAILED'} "
-            f"(threshold {result.max_correlation}). A map that does not change when the weights are randomised "
-            "explains the image, not the model."
+            f"{result.describe()} (threshold {result.max_correlation}). A map that does not change when the "
+            "weights are randomised explains the image, not the model."
         ),
     )
     return {

@@ -161,13 +161,14 @@ def claim_facts(data: RunData, found: Findings) -> ReportFacts:
         )
     if found.sanity:
         s = found.sanity
+        verdict = s.get("verdict", "passed" if s["passed"] else "failed")
         facts.set(
             31,
             (
                 f"{found.cam_method} class-activation maps (pytorch-grad-cam) at layer {s['layer']}; "
                 "validated with the cascading "
                 f"model-randomisation test (Adebayo et al. 2018): rank correlation with the original map after full "
-                f"randomisation {fmt(s['final_correlation'], 2)} ({'passed' if s['passed'] else 'FAILED'})."
+                f"randomisation {fmt(s['final_correlation'], 2)} ({verdict})."
             ),
             "report section 5",
         )

@@ -8,7 +8,6 @@ Two sources, told apart by the column's content:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from osteon.data.boxes import json_list
 from osteon.data.manifest import Manifest
 from osteon.data.masks import (
     encode_label_map,
@@ -30,7 +30,7 @@ from osteon.data.masks import (
     read_label_map,
 )
 from osteon.data.transforms import Letterbox, Preprocessing, normalize
-from osteon.errors import ConfigError, ManifestError
+from osteon.errors import ConfigError
 
 POLYGONS, MASK = "polygons", "mask"
 BACKGROUND = "background"
@@ -118,13 +118,8 @@ def _parse(value: object, manifest: Manifest, row: int, column: str) -> list[dic
     """Parsed polygon list, ``None`` when the row is not annotated (NA)."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value == "":
         return None
-    try:
-        parsed = json.loads(str(value))
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{manifest.name}: row {row}: {column!r} is not valid JSON ({exc}).") from exc
-    if not isinstance(parsed, list):
-        raise ManifestError(f"{manifest.name}: row {row}: {column!r} must be a JSON list of polygons.")
-    return parsed
+    image = manifest.frame["image"].iat[row]
+    return json_list(value, image=f"{manifest.name}: row {row} ({image})", column=column)
 
 
 def is_missing(manifest: Manifest, spec: TargetSpec) -> np.ndarray:

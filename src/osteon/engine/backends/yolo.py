@@ -161,7 +161,7 @@ def fit_yolo_run(
 
     state = run.read_json(run.state)
     prep = Preprocessing(**state["preprocessing"])
-    manifest = Manifest.load(run.manifest)
+    manifest = run.load_manifest()
     plan = task.state.extra["plan"]
     data_yaml = write_yolo_dataset(
         manifest,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -10,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from osteon.data.boxes import json_list
+from osteon.errors import DatasetFormatError
 from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, GalleryCases, ReportKind, count_row
 from osteon.report.tables import fmt
 
@@ -106,10 +107,9 @@ def _polygons(value: object) -> list[Any] | None:
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
         return None
     try:
-        parsed = json.loads(str(value))
-    except json.JSONDecodeError:
+        return json_list(value, column="polygons")
+    except DatasetFormatError:
         return []
-    return parsed if isinstance(parsed, list) else []
 
 
 def _mask_rows(data: RunData, values: pd.Series, split: pd.Series, order: list[str]) -> list[list[str]]:
