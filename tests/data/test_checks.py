@@ -68,6 +68,17 @@ def test_truncated_jpeg(tmp_path: Path) -> None:
     assert not _only(_check(frame, tmp_path, decode=False), "truncated")  # only decoding finds it
 
 
+def test_truncated_jpeg2000_dicom_is_a_truncated_finding(tmp_path: Path) -> None:
+    from tests.io.test_dicom_codecs import _jpeg2000_file
+
+    frame = _clean(tmp_path)
+    whole = _jpeg2000_file(tmp_path / "whole.dcm").read_bytes()
+    (tmp_path / "img/cut.dcm").write_bytes(whole[: len(whole) // 2])
+    frame.loc[len(frame)] = ["img/cut.dcm", "P9", "train", "a", "[]"]
+    [truncated] = _only(_check(frame, tmp_path), "truncated")  # before: "unreadable ... has no pixel data"
+    assert truncated.files == ("img/cut.dcm",) and "no pixel data" not in truncated.message
+
+
 def test_unreadable_and_missing_files(tmp_path: Path) -> None:
     frame = _clean(tmp_path)
     (tmp_path / "img/text.png").write_text("not an image")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from tests.data.adapters.conftest import make_image
 
-from osteon.data.adapters import class_folder, detect_format, load_dataset, manifest_file
+from osteon.data.adapters import detect_format, load_dataset, manifest_file
 from osteon.data.manifest import Manifest, PathOutsideRootWarning
 from osteon.data.phantom import make_phantom_dataset
 from osteon.errors import DatasetFormatError
@@ -27,7 +27,7 @@ def phantom_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_folder_with_manifest_csv_loads_that_manifest(phantom_folder: Path) -> None:
     # Before the fix the folder was detected as class folders "images" and "masks".
     assert detect_format(phantom_folder) == "manifest"
-    assert not class_folder.detect(phantom_folder) or manifest_file.detect(phantom_folder)
+    assert manifest_file.detect(phantom_folder)
     manifest = load_dataset(phantom_folder)
     from_file = load_dataset(phantom_folder / "manifest.csv")
     assert set(manifest.frame["label"]) <= {"fractured", "normal"}
