@@ -79,6 +79,29 @@ def test_evaluate_json_and_predict_csv(trained_classifier: Path, tmp_path: Path)
 
 
 @pytest.mark.shared_data
+def test_external_validation_header_and_dataset_options(trained_classifier: Path, tmp_path: Path) -> None:
+    """Defect 9: the header says which split and how many images; the other dataset takes adapter options."""
+    manifest = pd.read_csv(trained_classifier / "manifest.csv")
+    other = pd.DataFrame(
+        {
+            "scan": [str((trained_classifier / p).resolve()) for p in manifest["image"]],
+            "fractured": manifest["fractured"],
+            "pid": manifest["patient_id"],
+            "split": "test",
+        }
+    )
+    other.loc[: len(other) // 2, "split"] = "train"
+    path = tmp_path / "other.csv"
+    other.to_csv(path, index=False)
+    common = ["evaluate", str(trained_classifier), "--data", str(path), "--n-resamples", "50"]
+    result = runner.invoke(app, [*common, "--image-column", "scan", "--patient-column", "pid"])
+    assert result.exit_code == 0, result.output
+    patients = other["pid"].nunique()
+    assert f"split: all — {len(other)} images, {patients} patients" in " ".join(result.output.split())
+    refused = runner.invoke(app, ["evaluate", str(trained_classifier), "--image-column", "scan"])
+    assert refused.exit_code == 2 and "--data" in refused.output
+
+
 def test_knee_grade_contract(shared_data: Path, tmp_path: Path) -> None:
     """The issue's smoke commands on the real knee KL data (shipped split)."""
     run = tmp_path / "knee-smoke"

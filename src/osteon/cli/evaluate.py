@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 
 from osteon.cli._common import handle_errors, show_warnings
+from osteon.cli.data import FormatOpt, with_dataset_options
 
 console = Console(stderr=True)
 
 
+@with_dataset_options
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
     split: Annotated[
@@ -28,14 +30,28 @@ def evaluate_command(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json's entry to stdout.")] = False,
     figures: Annotated[bool, typer.Option(help="Write PNG figures into RUN/figures.")] = True,
+    format: FormatOpt = None,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Evaluate a run: metrics with 95% CIs (resampled by patient) into RUN/metrics.json, plus figures."""
     from osteon.engine import evaluate
     from osteon.engine.rundir import json_safe
+    from osteon.errors import ConfigError
     from osteon.report.figures import write_figures
 
     with handle_errors(), show_warnings():
-        result = evaluate(run, split=split, data=data, n_resamples=n_resamples, seed=seed, progress=not as_json)
+        if (format or options) and data is None:
+            raise ConfigError("--format and the dataset options apply to --data OTHER only; add --data.")
+        result = evaluate(
+            run,
+            split=split,
+            data=data,
+            data_format=format,
+            data_options=options,
+            n_resamples=n_resamples,
+            seed=seed,
+            progress=not as_json,
+        )
         written = write_figures(run, result) if figures else []
         if as_json:
             typer.echo(json.dumps(json_safe(result), indent=2, default=float))

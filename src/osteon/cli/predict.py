@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from osteon.cli._common import handle_errors
+from osteon.cli._common import handle_errors, show_warnings
 
 if TYPE_CHECKING:
     from osteon.io.discover import ImageScan
@@ -43,7 +43,7 @@ def predict_command(
     from osteon.errors import ConfigError
     from osteon.io.video import is_video
 
-    with handle_errors():
+    with handle_errors(), show_warnings():
         if out.exists() and not overwrite:
             raise ConfigError(f"{out} exists. Fix: choose another --out or pass --overwrite.")
         predictor = Predictor.from_run(run)

@@ -13,7 +13,6 @@ Severities (``CODES``):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from osteon.data._progress import track
+from osteon.data.boxes import json_list
 from osteon.data.hashing import content_hashes, links_from_keys, near_links, perceptual_hashes, union_find
 from osteon.data.manifest import Manifest
 from osteon.errors import ImageReadError, ImageTooLargeError
@@ -480,8 +480,7 @@ def _row_size(frame: pd.DataFrame, i: int) -> tuple[int, int] | None:
 def _json_list(frame: pd.DataFrame, column: str, i: int) -> list[object]:
     if column not in frame:
         return []
-    value = frame.at[i, column]
-    return list(json.loads(value)) if isinstance(value, str) and value else []
+    return json_list(frame.at[i, column], image=str(frame.at[i, "image"]), column=column)
 
 
 def _numbers(values: object, n: int) -> list[float] | None:

@@ -26,7 +26,6 @@ label_<src>    str      the label according to another source (conflict checks c
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -34,7 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from osteon.errors import ManifestError
+from osteon.data.boxes import json_list
+from osteon.errors import DatasetFormatError, ManifestError
 
 CORE_COLUMNS = ("image", "patient_id", "study_id", "split", "label", "target")
 STRING_COLUMNS = (
@@ -218,13 +218,9 @@ class Manifest:
                 for i, value in f[column].items():
                     if isinstance(value, str) and value:
                         try:
-                            parsed = json.loads(value)
-                        except json.JSONDecodeError as exc:
-                            raise ManifestError(
-                                f"{self.name}: row {i} ({f.at[i, 'image']}): '{column}' is not valid JSON ({exc})."
-                            ) from exc
-                        if not isinstance(parsed, list):
-                            raise ManifestError(f"{self.name}: row {i}: '{column}' must be a JSON list.")
+                            json_list(value, image=f"{self.name}: row {i} ({f.at[i, 'image']})", column=column)
+                        except DatasetFormatError as exc:
+                            raise ManifestError(str(exc)) from None
         if "target" in f:
             numbers = pd.to_numeric(f["target"], errors="coerce")
             bad = f["target"].notna() & numbers.isna()
@@ -254,7 +250,4 @@ def _relative_to(path: Path, folder: Path) -> str:
 def _parse_json_list(frame: pd.DataFrame, column: str, index: int) -> list[dict]:
     if column not in frame:
         return []
-    value = frame.at[index, column]
-    if not isinstance(value, str) or not value:
-        return []
-    return list(json.loads(value))
+    return json_list(frame.at[index, column], image=str(frame.at[index, "image"]), column=column)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePath
 from typing import Any
 
@@ -10,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from osteon.data.boxes import json_list
 from osteon.data.manifest import SPLITS, Manifest
 
 COVARIATES = ("age", "sex", "bmi", "body_part", "view", "laterality", "hardware", "study_id", "target")
@@ -130,7 +130,7 @@ def _annotations(manifest: Manifest) -> dict[str, int]:
         if column not in frame:
             continue
         for value in frame[column].dropna():
-            n = len(json.loads(value)) if value else 0
+            n = len(json_list(value, column=column))
             counts[total] += n
             counts[images] += n > 0
     if "mask" in frame:

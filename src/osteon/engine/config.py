@@ -31,7 +31,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
 
     # what to learn
-    task: TaskName = Field(description="classify | grade | regress")
+    task: TaskName = Field(description="classify | grade | regress | detect | segment")
     data: str = Field(description="Dataset folder, annotation file or Manifest CSV")
     format: str | None = Field(None, description="Dataset format; detected when not given")
     # dataset adapter options (osteon.data.adapters.DATASET_OPTIONS; also flags of `osteon data ...`)

@@ -18,6 +18,8 @@ def evaluate(
     *,
     split: str | None = None,
     data: str | Path | None = None,
+    data_format: str | None = None,
+    data_options: dict[str, str] | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
     progress: bool = True,
@@ -32,6 +34,8 @@ def evaluate(
         split: The run's split to score (default ``test``); with ``data``, only that split of the other
             dataset (default: every labelled image of it, whatever its own split column says).
         data: Another dataset (external validation).
+        data_format: Its format (detected when not given).
+        data_options: Its adapter options (``image_column``, ``label_column`` ...), as for ``osteon train``.
         n_resamples: Bootstrap resamples for the CIs.
         seed: Bootstrap seed.
         progress: Show progress.
@@ -42,7 +46,7 @@ def evaluate(
     """
     rundir = RunDir.open(run)
     predictor = Predictor.from_run(rundir.path)
-    manifest, key, source = _rows_to_evaluate(rundir, split, data)
+    manifest, key, source = _rows_to_evaluate(rundir, split, data, data_format, data_options or {})
     frame = predictor.predict_manifest(manifest, progress=progress, out_dir=rundir.outputs(key))
     usable = frame[frame["error"] == ""]
     if "truth" not in usable or usable["truth"].isna().all():
@@ -85,7 +89,9 @@ def _unit(frame: Any) -> str:
     return "patient" if has_ids else "image (no patient ids)"
 
 
-def _rows_to_evaluate(run: RunDir, split: str | None, data: str | Path | None) -> tuple[Manifest, str, str]:
+def _rows_to_evaluate(
+    run: RunDir, split: str | None, data: str | Path | None, data_format: str | None, options: dict[str, str]
+) -> tuple[Manifest, str, str]:
     if data is None:
         split = split or "test"
         manifest = run.load_manifest()
@@ -95,7 +101,7 @@ def _rows_to_evaluate(run: RunDir, split: str | None, data: str | Path | None) -
         return manifest.subset(rows), split, f"{manifest.name} ({split} split of the run)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        manifest = load_dataset(data)
+        manifest = load_dataset(data, format=data_format, **options)
     if split is None:  # external validation scores every labelled image unless a split is asked for
         return manifest, f"{manifest.name}-all", f"{data} (all images)"
     rows = manifest.frame["split"] == split if manifest.has("split") else None

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from osteon.data.boxes import box_records
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError, UnknownNameError
 from osteon.models.detection import (
@@ -87,7 +88,7 @@ def box_statistics(manifest: Manifest, column: str, *, image_size: int) -> dict[
         value = frame.at[i, column]
         if not isinstance(value, str) or not value:
             continue
-        items = json.loads(value)
+        items = box_records(value, image=str(frame.at[i, "image"]), column=column)
         per_image.append(len(items))
         if not items:
             continue
