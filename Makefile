@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.osteon-installed
+# the tests also exercise the optional YOLO backend (AGPL-3.0), so `make test` adds that extra; `make demo` does not
+TEST_STAMP := $(VENV)/.osteon-test-extras
 SHARED ?= ../shared/data
 DEMO := demo_out
 
@@ -15,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,yolo]'
+	touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO)
@@ -47,7 +53,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-test: lint
+test: lint $(TEST_STAMP)
 	bash scripts/ensure_chromium.sh
 	# pytest exits 5 when it collects no tests: that is a failure here, not a pass
 	$(BIN)/pytest -q -n 2 --durations=15; rc=$$?; \

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from osteon.data.manifest import STRING_COLUMNS
 from osteon.errors import RunDirError
 
 if TYPE_CHECKING:
@@ -251,21 +252,4 @@ def _json_default(value: Any) -> Any:
 
 
 #: Columns of a predictions table that are text (ids, paths, class names, JSON boxes), never numbers.
-PREDICTION_TEXT_COLUMNS = frozenset(
-    {
-        "image",
-        "patient_id",
-        "study_id",
-        "split",
-        "label",
-        "boxes",
-        "polygons",
-        "mask",
-        "view",
-        "laterality",
-        "truth",
-        "prediction",
-        "pred_boxes",
-        "error",
-    }
-)
+PREDICTION_TEXT_COLUMNS = frozenset({*STRING_COLUMNS, "truth", "prediction", "pred_boxes", "error"})

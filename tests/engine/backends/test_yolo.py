@@ -99,6 +99,15 @@ def test_yolo_run_is_an_osteon_run(yolo_run: Path) -> None:
     plan = json.loads((yolo_run / "plan.json").read_text())
     assert plan["backend"] == "yolo" and plan["architecture"] == "yolov8n" and plan["anchor_sizes"] == []
     assert (yolo_run / "yolo" / "train" / "weights" / "best.pt").is_file() and (yolo_run / "model.pt").is_file()
+    # finished through the engine's one export path: model meta, validation table, training record
+    from osteon.engine.checkpoint import load_model_file
+
+    meta = load_model_file(yolo_run / "model.pt")["meta"]
+    assert meta["monitor"]["name"] == "mAP@0.5" and meta["selected_by"].startswith("ultralytics fitness")
+    assert not Path(meta["best_checkpoint"]).is_absolute()
+    training = json.loads((yolo_run / "training.json").read_text())
+    assert training["backend"] == "yolo" and training["monitor"]["name"] == "mAP@0.5" and training["epochs"] == 2
+    assert (yolo_run / "predictions_val.csv").is_file()
     report = evaluate(yolo_run, split="test", n_resamples=50, progress=False)
     assert report["backend"] == "yolo" and {"map50", "map50_95", "froc", "image_auc"} <= set(report)
     assert Predictor.from_run(yolo_run).predict_image(next((yolo_run.parent).rglob("*.png"))).boxes_xyxy.ndim == 2
