@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.osteon-installed
-# the tests also exercise the optional YOLO backend (AGPL-3.0), so `make test` adds that extra; `make demo` does not
+# the tests also exercise the optional parts (YOLO backend, AGPL-3.0; ONNX; the web service and its browser test;
+# the PACS bridge; Ray; the docs site), so `make test` adds those extras; `make demo` does not
 TEST_STAMP := $(VENV)/.osteon-test-extras
 SHARED ?= ../shared/data
 DEMO := demo_out
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,yolo]'
+	$(BIN)/pip install --quiet -e '.[dev,yolo,onnx,serve,browser-tests,pacs,distributed,docs]'
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)
@@ -55,6 +56,7 @@ format: $(STAMP)
 
 test: lint $(TEST_STAMP)
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_orthanc.sh
 	# pytest exits 5 when it collects no tests: that is a failure here, not a pass
 	$(BIN)/pytest -q -n 2 --durations=15; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc

@@ -136,9 +136,12 @@ def test_predictions_live_in_one_module_and_summarise_themselves() -> None:
         "ValuePrediction",
         "BoxPrediction",
         "MaskPrediction",
+        "PointPrediction",
     }
     mask = np.zeros((4, 4), dtype=np.uint8)
     mask[1, 1] = 2
     assert predictions.MaskPrediction(mask, np.zeros((3, 4, 4)), ("background", "a", "b")).summary() == "b"
     boxes = predictions.BoxPrediction(np.zeros((1, 4)), np.array([0.75]), ("fx",), ("fx",))
     assert boxes.summary() == "1 box(es), top score 0.75"
+    points = predictions.PointPrediction(np.zeros((2, 2)), np.ones(2), ("a", "b"), measurements={"cobb_angle": 12.0})
+    assert points.summary() == "2 landmark(s); cobb_angle 12.0°"

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from osteon.cli._common import fail, handle_errors, show_warnings, stderr_console
+from osteon.cli.deidentify import deidentify_command
 from osteon.data.adapters._base import DATASET_OPTIONS
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from osteon.data.manifest import Manifest
 
 app = typer.Typer(help="Inspect, check and split datasets.", no_args_is_help=True)
+app.command("deidentify")(deidentify_command)
 
 PathArg = Annotated[Path, typer.Argument(help="Dataset folder or file (any supported layout, or a manifest CSV).")]
 FormatOpt = Annotated[
@@ -207,12 +209,19 @@ def phantom(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
     task: Annotated[str, typer.Option(help="What 'label' holds: fracture or kl_grade.")] = "fracture",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing manifest.csv.")] = False,
+    landmarks: Annotated[
+        bool, typer.Option("--landmarks", help="Spine phantoms with endplate landmarks and Cobb angles instead.")
+    ] = False,
 ) -> None:
     """Write a synthetic knee-radiograph dataset (fractures, KL grades, joint-space width, masks, boxes)."""
     from osteon.data.phantom import make_phantom_dataset
+    from osteon.data.phantom_landmarks import make_landmark_dataset
 
     with handle_errors():
-        manifest = make_phantom_dataset(out, images=images, size=size, seed=seed, task=task, overwrite=overwrite)
+        if landmarks:
+            manifest = make_landmark_dataset(out, images=images, size=size, seed=seed, overwrite=overwrite)
+        else:
+            manifest = make_phantom_dataset(out, images=images, size=size, seed=seed, task=task, overwrite=overwrite)
     counts = manifest.frame["split"].value_counts().to_dict() if manifest.has("split") else {}
     shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     stderr_console().print(f"Wrote {len(manifest)} phantom images to {out} (manifest.csv; {shown}).")

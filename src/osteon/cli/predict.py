@@ -33,6 +33,18 @@ def predict_command(
     out: Annotated[Path, typer.Option(help="CSV to write (refuses to overwrite).")] = Path("predictions.csv"),
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or ray (Ray Data shards; extra `distributed`; resumable).")
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="--engine ray: predictor workers (Ray actors).")] = 2,
+    shard_size: Annotated[int, typer.Option(help="--engine ray: images per shard (one part file each).")] = 256,
+    gpus_per_worker: Annotated[float, typer.Option(help="--engine ray: GPUs per worker (0 = CPU).")] = 0.0,
+    ray_address: Annotated[
+        str | None, typer.Option(help="--engine ray: cluster to join (e.g. auto); default a local Ray instance.")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="torch, onnx or onnx-int8 (ONNX Runtime; run `osteon export RUN --format onnx` first).")
+    ] = "torch",
 ) -> None:
     """Predict images. Unreadable inputs are listed in the output with their error; the batch goes on.
 
@@ -46,7 +58,23 @@ def predict_command(
     with handle_errors(), show_warnings():
         if out.exists() and not overwrite:
             raise ConfigError(f"{out} exists. Fix: choose another --out or pass --overwrite.")
-        predictor = Predictor.from_run(run)
+        if engine != "local":
+            from osteon.cli._predict_ray import predict_with_ray
+
+            predict_with_ray(
+                run,
+                inputs,
+                out,
+                engine=engine,
+                batch_size=batch_size,
+                workers=workers,
+                shard_size=shard_size,
+                gpus_per_worker=gpus_per_worker,
+                address=ray_address,
+                backend=backend,
+            )
+            return
+        predictor = Predictor.from_run(run, backend=backend)
         outputs = out.parent / f"{out.stem}_outputs"  # masks and other file outputs, when the task has them
         skipped = 0
         if len(inputs) == 1 and is_video(inputs[0]):  # one row per frame, and the achieved frame rate
@@ -64,6 +92,10 @@ def predict_command(
                 )
             frame = predictor.predict_paths(scan.files, batch_size=batch_size, out_dir=outputs)
             skipped = len(scan.skipped)
+        if "frame" not in frame.columns:  # DICOM inputs are traced by their Study/Series/SOP Instance UIDs
+            from osteon.io.uids import add_uid_columns
+
+            frame = add_uid_columns(frame)
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
         failed = int((frame["error"] != "").sum())

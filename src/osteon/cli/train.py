@@ -43,9 +43,26 @@ def _enum_of(annotation: Any) -> type[Enum] | None:
     return None
 
 
-def _train_command(config: Path | None = None, resume: Path | None = None, **options: Any) -> None:
+def _train_command(
+    config: Path | None = None,
+    resume: Path | None = None,
+    folds: int | None = None,
+    plan: Path | None = None,
+    **options: Any,
+) -> None:
     from osteon.engine import train
 
+    if plan is not None:  # the recommendation of `osteon plan`, under the YAML config and the flags
+        from osteon.engine.plan import plan_options, yaml_values
+
+        with handle_errors():
+            given = {**(yaml_values(config) if config is not None else {}), **_set(options)}
+            options, config = plan_options(plan, task=given.get("task"), given=given), None
+    if folds is not None:  # same as `osteon cv --folds K`
+        from osteon.cli._cv_run import run_cv
+
+        run_cv(config, folds=folds, holdout=0.0, ensemble=True, n_resamples=1000, **options)
+        return
     with handle_errors(), show_warnings():
         if resume is not None:
             run = train(resume=resume, **{k: v for k, v in options.items() if v is not None})
@@ -169,5 +186,34 @@ def train_command(**kwargs: Any) -> None:
     _train_command(**kwargs)
 
 
-train_command.__signature__ = _build_signature()  # type: ignore[attr-defined]
+def _set(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _train_signature() -> inspect.Signature:
+    """The config flags plus ``--folds`` (cross-validation) and ``--plan`` (a plan.yaml of ``osteon plan``)."""
+    params = list(_build_signature().parameters.values())
+    extra = [
+        inspect.Parameter(
+            "folds",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                int | None, typer.Option(help="Cross-validate on K patient-grouped folds instead (as `osteon cv`).")
+            ],
+        ),
+        inspect.Parameter(
+            "plan",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option(help="plan.yaml from `osteon plan DATA`: its recommended settings, under the flags."),
+            ],
+        ),
+    ]
+    return inspect.Signature([*params[:2], *extra, *params[2:]])
+
+
+train_command.__signature__ = _train_signature()  # type: ignore[attr-defined]
 train_command.__annotations__ = {p.name: p.annotation for p in train_command.__signature__.parameters.values()}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from osteon.data.transforms import Letterbox, Preprocessing, load_unit_image, normalize
+from osteon.data.transforms import Letterbox, Preprocessing, load_unit_image, normalize, with_channels
 from osteon.errors import OsteonError
 
 
@@ -20,7 +20,8 @@ class DecodedImages:
     """Images decoded once for a run.
 
     Attributes:
-        stack: ``(N, S, S)`` float16 in [0, 1] (half the memory of float32); zeros where unreadable.
+        stack: ``(N, S, S)`` float16 in [0, 1] (half the memory of float32), ``(N, 3, S, S)`` for colour
+            preprocessing (``prep.channels == 3``); zeros where unreadable.
         geometry: Where each original sits in its square (maps boxes/masks between the two spaces).
         errors: ``{position: message}`` of files that could not be read.
     """
@@ -41,8 +42,11 @@ def decode_images(
 
     Nothing is dropped silently: unreadable files are listed in ``errors`` and callers report them.
     """
+    if prep.volume:  # volume tasks read, resample and cache their inputs themselves (osteon.tasks.segment3d)
+        return DecodedImages(np.zeros((len(paths), 1, 1), dtype=np.float16), [None] * len(paths), {})
     size = prep.image_size
-    stack = np.zeros((len(paths), size, size), dtype=np.float16)
+    channels = (prep.channels,) if prep.channels != 1 else ()
+    stack = np.zeros((len(paths), *channels, size, size), dtype=np.float16)
     geometry: list[Letterbox | None] = [None] * len(paths)
     errors: dict[int, str] = {}
 
@@ -99,7 +103,7 @@ class ImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        image = self.images[i].float()[None]
+        image = with_channels(self.images[i].float())
         if self.augment is not None:
             image = self.augment(image).clamp(0, 1)
         item = {"image": normalize(image, self.prep), "target": self.targets[i], "index": torch.tensor(self.indices[i])}

@@ -23,12 +23,19 @@ from osteon.io import read_image, to_grayscale_float
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How files become tensors. ``image_size`` is the square side in pixels."""
+    """How files become tensors. ``image_size`` is the square side in pixels.
+
+    ``channels`` is 1 (grey, the default: older runs have no such key) or 3 (RGB, chosen from the data when the
+    training images are in colour, see :func:`osteon.data.channels.choose_channels`); inputs are then
+    ``(channels, S, S)``.
+    """
 
     image_size: int
     mean: float = 0.5
     std: float = 0.25
     letterbox: bool = True
+    channels: int = 1
+    volume: bool = False  # inputs are volumes, read (and cached) by the task itself: decode_images skips them
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,7 +52,8 @@ class Letterbox:
 
 
 def load_unit_image(path: str | Path, prep: Preprocessing) -> tuple[np.ndarray, Letterbox]:
-    """Read ``path`` and return a ``(S, S)`` float32 array in [0, 1] and its letterbox geometry.
+    """Read ``path`` and return a ``(S, S)`` (``(3, S, S)`` when ``prep.channels == 3``) float32 array in [0, 1]
+    and its letterbox geometry.
 
     Raises:
         ImageReadError: unreadable file, or a volume where a 2D image is needed.
@@ -57,34 +65,42 @@ def load_unit_image(path: str | Path, prep: Preprocessing) -> tuple[np.ndarray, 
             f"is a volume/multi-frame image {image.array.shape}; this task takes 2D images.",
             "export the frame or slice to use, or use a volume-aware task.",
         )
-    unit = to_grayscale_float(image)
+    if prep.channels == 3:
+        from osteon.io.normalize import to_rgb_float
+
+        unit = to_rgb_float(image)
+    else:
+        unit = to_grayscale_float(image)
     # Geometry refers to the file's own pixel grid even when JPEG draft mode decoded it smaller.
     original_hw = tuple(image.extra.get("original_size", unit.shape))  # type: ignore[arg-type]
     if prep.letterbox:
         array, box = letterbox(unit, prep.image_size)
     else:
-        array, box = _resize(unit, (prep.image_size,) * 2), Letterbox(prep.image_size / unit.shape[1], 0, 0, unit.shape)
-    to_original = unit.shape[1] / original_hw[1]
+        hw = unit.shape[-2:]
+        array, box = _resize(unit, (prep.image_size,) * 2), Letterbox(prep.image_size / hw[1], 0, 0, hw)
+    to_original = unit.shape[-1] / original_hw[1]
     return array, Letterbox(box.scale * to_original, box.pad_x, box.pad_y, (int(original_hw[0]), int(original_hw[1])))
 
 
 def letterbox(unit: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """Resize ``(H, W)`` so the longer side is ``size`` and zero-pad to ``(size, size)``, centred."""
-    h, w = unit.shape
+    """Resize ``(H, W)`` (or ``(C, H, W)``) so the longer side is ``size`` and zero-pad to ``(size, size)``, centred."""
+    h, w = unit.shape[-2:]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     resized = _resize(unit, (nh, nw))
-    out = np.zeros((size, size), dtype=np.float32)
+    out = np.zeros((*unit.shape[:-2], size, size), dtype=np.float32)
     top, left = (size - nh) // 2, (size - nw) // 2
-    out[top : top + nh, left : left + nw] = resized
+    out[..., top : top + nh, left : left + nw] = resized
     return out, Letterbox(scale, left, top, (h, w))
 
 
 def _resize(unit: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    if unit.shape == hw:
+    if unit.shape[-2:] == hw:
         return unit.astype(np.float32, copy=False)
-    t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=hw, mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+    t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
+    t = t[None, None] if t.ndim == 2 else t[None]
+    out = F.interpolate(t, size=hw, mode="bilinear", antialias=True, align_corners=False)[0]
+    return (out[0] if unit.ndim == 2 else out).numpy()
 
 
 class RandomGamma(v2.Transform):
@@ -136,3 +152,18 @@ def build_augmentation(
 def normalize(unit: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """``(x - mean) / std`` on unit-range tensors."""
     return (unit - prep.mean) / prep.std
+
+
+def with_channels(unit: torch.Tensor) -> torch.Tensor:
+    """A ``(1, S, S)`` channel axis for a grey ``(S, S)`` image; colour ``(3, S, S)`` is returned as it is."""
+    return unit[None] if unit.ndim == 2 else unit
+
+
+def input_batch(unit: np.ndarray, prep: Preprocessing) -> torch.Tensor:
+    """The normalised ``(1, C, S, S)`` model input of one unit image from :func:`load_unit_image`."""
+    return normalize(with_channels(torch.from_numpy(unit))[None], prep)
+
+
+def display_plane(unit: np.ndarray) -> np.ndarray:
+    """A ``(S, S)`` grey plane of a unit image for overlays (the channel mean of a colour input)."""
+    return unit if unit.ndim == 2 else unit.mean(axis=0)

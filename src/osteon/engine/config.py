@@ -23,6 +23,11 @@ class TaskName(StrEnum):
     REGRESS = "regress"
     DETECT = "detect"
     SEGMENT = "segment"
+    MULTIVIEW = "multiview"
+    BILATERAL = "bilateral"
+    MULTITASK = "multitask"
+    KEYPOINTS = "keypoints"
+    SEGMENT3D = "segment3d"
 
 
 class TrainConfig(BaseModel):
@@ -31,7 +36,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
 
     # what to learn
-    task: TaskName = Field(description="classify | grade | regress | detect | segment")
+    task: TaskName = Field(description="classify | grade | regress | detect | segment | keypoints | segment3d")
     data: str = Field(description="Dataset folder, annotation file or Manifest CSV")
     format: str | None = Field(None, description="Dataset format; detected when not given")
     # dataset adapter options (osteon.data.adapters.DATASET_OPTIONS; also flags of `osteon data ...`)
@@ -53,10 +58,13 @@ class TrainConfig(BaseModel):
     encoder: str | None = Field(None, description="segment/detect: backbone of the model (e.g. resnet18)")
     pretrained: str | None = Field(None, description="Local weights file, or 'hub' (needs internet)")
     image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels")
+    channels: str = Field("auto", description="auto | grey | rgb: input colour (auto: rgb when train images are)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     loss: str | None = Field(None, description="classify: ce|bce; grade: corn|ce; regress: l1|mse|huber")
     class_weighting: str = Field("none", description="none | loss | sampler (class imbalance)")
     freeze_backbone_epochs: int = Field(0, ge=0, description="Train only the head for this many epochs")
+    fusion: str = Field("mean", description="multiview: late fusion of the views: mean | max | concat")
+    shared_backbone: bool = Field(True, description="multiview: one backbone for every view (else one per view)")
 
     # segmentation / detection
     patch_size: int | None = Field(None, ge=16, description="segment: train on random patches of this size")
@@ -128,6 +136,11 @@ class TrainConfig(BaseModel):
     @classmethod
     def _check_scheduler(cls, value: str) -> str:
         return _one_of("scheduler", value, ("cosine", "none"))
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: str) -> str:
+        return _one_of("channels", value, ("auto", "grey", "rgb"))
 
     @field_validator("precision")
     @classmethod

@@ -13,11 +13,10 @@ import torch
 from torch import nn
 
 from osteon.data.covariates import CovariateEncoder
-from osteon.data.datasets import DecodedImages, decode_images
+from osteon.data.datasets import DecodedImages
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Preprocessing
 from osteon.engine.checkpoint import load_model_file
-from osteon.engine.outputs import MaskFileWriter
 from osteon.engine.rundir import RunDir
 from osteon.tasks import TaskState, build_task
 from osteon.tasks.base import Prediction, Task
@@ -39,13 +38,26 @@ class Predictor:
     covariates: CovariateEncoder
     meta: dict[str, Any]
     run: RunDir | None = None
+    backend: str = "torch"
 
     @classmethod
-    def from_run(cls, path: str | Path) -> Predictor:
-        """Load the best model of a finished run (``RUN/model.pt``)."""
+    def from_run(cls, path: str | Path, *, backend: str = "torch", threads: int | None = None) -> Predictor:
+        """Load the best model of a finished run (``RUN/model.pt``).
+
+        Args:
+            path: The run directory.
+            backend: ``"torch"`` (``model.pt``), ``"onnx"`` (``export/model.onnx``) or ``"onnx-int8"``
+                (``export/model.int8.onnx``); the ONNX files come from ``osteon export RUN --format onnx``.
+            threads: ONNX Runtime intra-op threads (default: torch's thread count).
+        """
         run = RunDir.open(path)
         predictor = cls.from_file(run.model)
         predictor.run = run
+        if backend != "torch":
+            from osteon.engine.onnx_session import onnx_model_of_run
+
+            predictor.model = onnx_model_of_run(run, backend, threads=threads)
+        predictor.backend = backend
         return predictor
 
     @classmethod
@@ -55,10 +67,15 @@ class Predictor:
         task = build_task(TaskState(**meta["task"]))
         encoder = CovariateEncoder.from_dict(meta["covariates"])
         cfg = meta["config"]
-        model = task.build_model(
-            model=cfg["model"], pretrained=None, covariate_dim=encoder.dim, dropout=cfg.get("dropout", 0.0)
-        )
-        model.load_state_dict(payload["state_dict"])
+        if meta.get("ensemble"):  # several members' weights, combined by the task (engine/ensemble.py)
+            from osteon.engine.ensemble_model import build_ensemble_model
+
+            model = build_ensemble_model(task, meta, payload["state_dict"])
+        else:
+            model = task.build_model(
+                model=cfg["model"], pretrained=None, covariate_dim=encoder.dim, dropout=cfg.get("dropout", 0.0)
+            )
+            model.load_state_dict(payload["state_dict"])
         model.eval()
         return cls(model, task, Preprocessing(**meta["preprocessing"]), encoder, meta)
 
@@ -69,36 +86,35 @@ class Predictor:
         return self.run.read_json(self.run.operating_point)
 
     def predict_manifest(
-        self, manifest: Manifest, *, batch_size: int = 32, progress: bool = True, out_dir: Path | None = None
+        self,
+        manifest: Manifest,
+        *,
+        batch_size: int = 32,
+        progress: bool = True,
+        out_dir: Path | None = None,
+        chunk_size: int | None = None,
     ) -> pd.DataFrame:
         """Predict every row; unreadable images get an ``error`` and no scores (never dropped).
 
         ``out_dir`` receives outputs that are files (predicted masks, through :class:`MaskFileWriter`); the table
-        holds their paths.
+        holds their paths. Images are decoded ``chunk_size`` at a time in a background thread while the model runs
+        on the previous chunk (:mod:`osteon.engine.streaming`), so memory does not grow with the number of images.
         """
-        rows = np.arange(len(manifest))
-        decoded = decode_images(manifest.paths_of(rows), self.preprocessing, progress=progress, description="predict")
-        ok = decoded.readable()
-        covariates = self.covariates.transform(manifest.frame) if self.covariates.columns else None
-        dataset = self.task.make_dataset(
-            manifest,
-            ok,
-            DecodedImages(decoded.stack[ok], [decoded.geometry[i] for i in ok], {}),
-            covariates=covariates[ok] if covariates is not None else None,
-            augment=None,
-            prep=self.preprocessing,
+        from osteon.engine.streaming import DEFAULT_CHUNK_SIZE, iter_prediction_chunks
+
+        parts = list(
+            iter_prediction_chunks(
+                self,
+                manifest,
+                batch_size=batch_size,
+                chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+                out_dir=out_dir,
+                progress=progress,
+            )
         )
-        writer = MaskFileWriter(out_dir) if out_dir is not None else None
-        frame = self.task.predict_rows(self.model, manifest, dataset, batch_size=batch_size, outputs=writer)
-        frame["error"] = ""
-        if decoded.errors:
-            bad_rows = np.array(sorted(decoded.errors), dtype=np.int64)
-            bad = manifest.frame.iloc[bad_rows][[c for c in ("image", "patient_id", "split") if c in manifest.frame]]
-            bad = bad.reset_index(drop=True).assign(error=[decoded.errors[i] for i in bad_rows])
-            order = np.concatenate([ok, bad_rows])
-            frame = pd.concat([frame, bad], ignore_index=True).iloc[np.argsort(order, kind="stable")]
-        frame["image"] = [str(manifest.resolve(p)) for p in frame["image"]]
-        return frame.reset_index(drop=True)
+        if not parts:
+            return pd.DataFrame({"image": pd.Series([], dtype=object), "error": pd.Series([], dtype=object)})
+        return pd.concat(parts, ignore_index=True)
 
     def predict_paths(
         self,
@@ -126,11 +142,14 @@ class Predictor:
         """
         from osteon.data.transforms import letterbox
 
-        size = self.preprocessing.image_size
-        stack = np.zeros((len(frames), size, size), dtype=np.float16)
+        size, channels = self.preprocessing.image_size, self.preprocessing.channels
+        stack = np.zeros((len(frames), *((channels,) if channels != 1 else ()), size, size), dtype=np.float16)
         geometry = []
         for i, frame in enumerate(frames):
-            stack[i], box = letterbox(np.asarray(frame, dtype=np.float32), size)
+            plane = np.asarray(frame, dtype=np.float32)
+            if channels != 1:  # a colour model: grey frames are repeated on its channels
+                plane = np.repeat(plane[None], channels, axis=0) if plane.ndim == 2 else plane
+            stack[i], box = letterbox(plane, size)
             geometry.append(box)
         import warnings
 

@@ -144,16 +144,20 @@ class PreparedRun:
     decision: SplitDecision
     preprocessing: Preprocessing
     covariates: CovariateEncoder
+    channels_reason: str = ""  # why the input is grey or RGB (osteon.data.channels)
 
     def state_record(self) -> dict[str, Any]:
         """The content of ``state.json``."""
-        return {
+        record = {
             "task": asdict(self.state),
             "preprocessing": self.preprocessing.to_dict(),
             "covariates": self.covariates.to_dict(),
             "split": asdict(self.decision),
             "dataset": {"name": self.manifest.name, "path": str(Path(self.cfg.data).resolve())},
         }
+        if self.channels_reason:
+            record["input_channels"] = {"channels": self.preprocessing.channels, "reason": self.channels_reason}
+        return record
 
 
 def prepare(cfg: TrainConfig) -> PreparedRun:
@@ -175,7 +179,24 @@ def prepare(cfg: TrainConfig) -> PreparedRun:
     state = task_cls.configure(state, cfg)
     state = task_cls.plan(state, manifest, cfg)
     encoder = CovariateEncoder.fit(manifest.split("train").frame, cfg.covariates)
-    return PreparedRun(cfg, manifest, state, decision, Preprocessing(image_size=cfg.image_size), encoder)
+    channels = _input_channels(task_cls, manifest, cfg)
+    if channels.channels != 1:  # grey runs keep the state they always had
+        state.extra.update(in_chans=channels.channels, channels_reason=channels.reason)
+    prep = Preprocessing(image_size=cfg.image_size, channels=channels.channels, volume=task_cls.volume_input)
+    return PreparedRun(cfg, manifest, state, decision, prep, encoder, channels.reason)
+
+
+def _input_channels(task_cls: Any, manifest: Manifest, cfg: TrainConfig) -> Any:
+    """Grey or RGB input from the training images (``cfg.channels``); grey for tasks without colour models."""
+    from osteon.data.channels import ChannelChoice, choose_channels
+
+    mode = cfg.channels
+    if not task_cls.colour_input:
+        if mode == "rgb":
+            raise ConfigError(f"task {cfg.task!r} takes grey images only. Fix: drop --channels rgb.")
+        return ChannelChoice(1, f"grey: task {cfg.task!r} takes grey images")
+    train = manifest.split("train")
+    return choose_channels(train.paths_of(np.arange(len(train))), mode, seed=cfg.seed)
 
 
 def prepare_run(cfg: TrainConfig) -> RunDir:

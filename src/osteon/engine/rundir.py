@@ -21,6 +21,7 @@ Layout::
       report.html            the HTML study report (osteon report)
       model_card.md          the model card (osteon report)
       logs/                  CSV (and TensorBoard) logs
+      export/                model.onnx, model.int8.onnx, model.json (osteon export)
 """
 
 from __future__ import annotations
@@ -222,6 +223,27 @@ class RunDir:
         if "error" in frame:
             frame["error"] = frame["error"].fillna("")
         return frame
+
+    # -- ONNX export (osteon export) ------------------------------------------------------------
+    @property
+    def export_dir(self) -> Path:
+        """``export/``: models for other runtimes, written by ``osteon export``."""
+        return self.path / "export"
+
+    @property
+    def onnx_model(self) -> Path:
+        """``export/model.onnx``: the fp32 ONNX graph (input ``image``, optional ``covariates``)."""
+        return self.export_dir / "model.onnx"
+
+    @property
+    def onnx_int8_model(self) -> Path:
+        """``export/model.int8.onnx``: the int8 graph (static, calibrated on validation), kept only when accepted."""
+        return self.export_dir / "model.int8.onnx"
+
+    @property
+    def onnx_info(self) -> Path:
+        """``export/model.json``: preprocessing, task, inputs/outputs, parity and quantisation report."""
+        return self.export_dir / "model.json"
 
 
 def json_safe(value: Any) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from osteon.data.transforms import Letterbox, load_unit_image, normalize
+from osteon.data.transforms import Letterbox, display_plane, load_unit_image, normalize, with_channels
 from osteon.explain.geometry import to_original
 from osteon.explain.methods import CamMethod, compute_cams, parse_method, resolve_layer
 from osteon.explain.targets import CamTarget, cam_adapter_for
@@ -70,8 +70,8 @@ class InputMaps:
 def model_input(predictor: Predictor, path: str | Path) -> tuple[np.ndarray, Letterbox, torch.Tensor]:
     """``(unit (S, S) in [0, 1], letterbox geometry, normalised (1, 1, S, S) tensor)`` of an image file."""
     unit, box = load_unit_image(path, predictor.preprocessing)
-    x = normalize(torch.from_numpy(unit)[None, None], predictor.preprocessing)
-    return unit, box, x
+    x = normalize(with_channels(torch.from_numpy(unit))[None], predictor.preprocessing)
+    return display_plane(unit), box, x
 
 
 def covariate_tensor(predictor: Predictor, covariates: dict[str, Any] | None) -> torch.Tensor | None:

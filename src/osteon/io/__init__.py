@@ -10,7 +10,7 @@ from osteon.io.dicom import read_dicom
 from osteon.io.formats import DEFAULT_MAX_PIXELS, ImageFormat, detect_format
 from osteon.io.image import Image
 from osteon.io.nifti import read_nifti
-from osteon.io.normalize import to_grayscale_float
+from osteon.io.normalize import is_colour, to_grayscale_float, to_rgb_float
 from osteon.io.raster import read_raster
 from osteon.io.reader import read_image
 
@@ -19,9 +19,11 @@ __all__ = [
     "Image",
     "ImageFormat",
     "detect_format",
+    "is_colour",
     "read_dicom",
     "read_image",
     "read_nifti",
     "read_raster",
     "to_grayscale_float",
+    "to_rgb_float",
 ]

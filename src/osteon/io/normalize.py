@@ -104,3 +104,43 @@ def _integer_range(image: Image) -> tuple[float, float]:
     if image.bits_stored and 0 < image.bits_stored <= dtype_bits:
         return 0.0, float(2**image.bits_stored - 1)
     return 0.0, float(np.iinfo(dtype).max)
+
+
+def is_colour(image: Image, *, tolerance: int = 0) -> bool:
+    """True when ``image`` is RGB and its channels differ anywhere (more than ``tolerance`` grey levels).
+
+    An RGB file whose three channels are equal (a grey radiograph saved as RGB) is not colour. Ultrasound
+    screen captures with a few coloured markers are colour: they are read as they are.
+    """
+    if image.photometric != "RGB" or image.array.ndim != 3:
+        return False
+    rgb = image.array[..., :3].astype(np.int32 if image.array.dtype.kind in "iub" else np.float64)
+    return bool((np.abs(rgb[..., 1:] - rgb[..., :1]) > tolerance).any())
+
+
+def to_rgb_float(image: Image) -> np.ndarray:
+    """One 2D image as float32 ``(3, H, W)`` in ``[0, 1]`` (channels first).
+
+    RGB images are scaled by their bit depth (8-bit: ``/ 255``); grey images go through
+    :func:`to_grayscale_float` (window, bit depth) and are repeated on the three channels, so grey and colour
+    files can be mixed in one run of a colour model.
+
+    Raises:
+        ValueError: for volumes / multi-frame images (pick a slice first).
+    """
+    if image.photometric != "RGB":
+        grey = to_grayscale_float(image)
+        return np.repeat(grey[None], 3, axis=0)
+    if image.is_volume:
+        raise ValueError(f"{image.path}: to_rgb_float takes one 2D image, got shape {image.array.shape}.")
+    array = image.array[..., :3]
+    if array.dtype.kind in "iub":
+        low, high = _integer_range(image)
+        out = (array.astype(np.float32) - low) / (high - low) if high > low else np.zeros(array.shape, np.float32)
+    else:
+        values = array.astype(np.float32)
+        finite = values[np.isfinite(values)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        out = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.ascontiguousarray(np.clip(out, 0.0, 1.0).transpose(2, 0, 1), dtype=np.float32)

@@ -340,6 +340,15 @@ def _weighted_curve(data: FrocData, weights: np.ndarray, thresholds: np.ndarray)
     return sensitivity, fp_rate
 
 
+def _froc_points(data: FrocData, max_points: int = 400) -> dict[str, list[float]]:
+    """The FROC curve's points (FP/image ascending, lesion sensitivity), at most ``max_points`` of them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sens, fpr = _weighted_curve(data, np.ones((1, data.n_images)), _thresholds(data))
+    keep = np.unique(np.linspace(0, sens.shape[1] - 1, min(max_points, sens.shape[1])).round().astype(int))
+    return {"fp_per_image": [float(v) for v in fpr[0, keep]], "sensitivity": [float(v) for v in sens[0, keep]]}
+
+
 def _thresholds(data: FrocData) -> np.ndarray:
     """``inf`` (nothing kept), then every score above 0, descending: the points of MONAI's curve."""
     scores = np.concatenate([data.fp_score, data.lesion_score[np.isfinite(data.lesion_score)]])
@@ -490,6 +499,7 @@ def detection_report(
             "mean_sensitivity": ci(float(np.mean(point["froc"])), dist["froc"].mean(axis=1), "FROC mean sensitivity"),
             "n_lesions": len(froc.lesion_image),
             "n_false_positives_total": len(froc.fp_image),
+            "curve": _froc_points(froc),  # for the FROC figure (report/figures.py)
         },
         "image_auc": ci(_point_auc(positive, top), dist["auc"], "image-level AUC"),
         "n_true_boxes": int(sum(len(t.boxes) for t in truth)),

@@ -168,6 +168,7 @@ def build_context(
     if options.readers:
         steps.step("readers' calls")
     reader_table, reader_marks, n_readers = _readers(data, key, options.readers)
+    reader_study = _reader_study(data, key, options, reader_marks)  # with/without AI, OR test, kappas
     results = []
     for k in keys:
         steps.step(f"results of {k}")
@@ -229,6 +230,7 @@ def build_context(
         "method": method,
         "results": results,
         "readers": reader_table,
+        "reader_study": reader_study,
         "comparisons": comparisons,
         "shortcuts": shortcuts,
         "subgroups": subgroups,
@@ -250,7 +252,21 @@ def _readers(data: RunData, key: str, path: str | None) -> tuple[Table | None, l
     rows = usable(predictions)
     calls = read_readers(path, rows, data)
     table, points = data.kind.reader_table(data, key, calls, rows)
-    return table, points, len(calls.readers)
+    return table, points, int(calls.frame["reader"].nunique())
+
+
+def _reader_study(data: RunData, key: str, options: ReportOptions, marks: list[dict[str, Any]]) -> list[Table]:
+    """The reader-study tables; the numbers also go to ``RUN/reader_study.json``, the figures to ``RUN/figures``."""
+    if options.readers is None or key not in data.predictions:
+        return []
+    from osteon.report.mrmc import reader_study, reader_study_tables, write_reader_figures
+
+    rows = usable(data.predictions[key])
+    calls = read_readers(options.readers, rows, data)
+    study = reader_study(data, key, calls, rows, n_resamples=min(options.n_resamples, 1000), seed=options.seed)
+    data.run.write_json(data.run.path / "reader_study.json", study)
+    write_reader_figures(data, key, calls, rows, marks)
+    return reader_study_tables(study)
 
 
 def _compare(data: RunData, other: str, key: str, options: ReportOptions) -> Table:

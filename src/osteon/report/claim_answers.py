@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from osteon.report.claim import ReportFacts
+from osteon.report.crossval import claim_ensemble_answer
 from osteon.report.dataset_card import Flow
 from osteon.report.rundata import RunData
 from osteon.report.sections import (
@@ -132,7 +133,7 @@ def claim_facts(data: RunData, found: Findings) -> ReportFacts:
         + (f" (epoch {best} of {epochs_run(data) or cfg.get('epochs')})." if best is not None else "."),
         "training.json, checkpoints/best.ckpt",
     )
-    facts.set(27, "No ensemble: one model.", "config.yaml")
+    facts.set(27, *claim_ensemble_answer(data))  # ensembles and cross-validation folds (report/crossval.py)
     metric_names = [k for k, v in result.items() if isinstance(v, dict) and {"estimate", "low", "high"} <= set(v)]
     facts.set(
         28,

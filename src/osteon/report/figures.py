@@ -116,26 +116,40 @@ def confusion_figure(matrix: Sequence[Sequence[float]], names: Sequence[str], *,
     """Counts in a heat map; rows = reference, columns = prediction."""
     values = np.asarray(matrix)
     names = list(names) if len(names) == len(values) else [str(i) for i in range(len(values))]
-    side = 1.4 + 0.6 * len(names)
+    longest = max((len(n) for n in names), default=1)
+    side = 1.4 + 0.6 * len(names) + 0.06 * longest
     fig, ax = plt.subplots(figsize=(side, side), dpi=110)
     ax.imshow(values, cmap="Blues")
     for (i, j), v in np.ndenumerate(values):
         ax.text(j, i, f"{v:g}", ha="center", va="center", color="black" if v < values.max() / 2 else "white")
-    ax.set_xticks(range(len(names)), names)
+    rotate = longest > 3
+    ax.set_xticks(range(len(names)), names, rotation=30 if rotate else 0, ha="right" if rotate else "center")
     ax.set_yticks(range(len(names)), names)
     ax.set(xlabel="predicted", ylabel="reference", title=title)
     return fig
 
 
 def calibration_figure(y_true: np.ndarray, y_score: np.ndarray, *, title: str) -> plt.Figure:
-    """Reliability diagram (quantile bins) with the diagonal."""
+    """Reliability diagram (quantile bins) with the diagonal, Brier score and ECE, over a histogram of the scores."""
     from sklearn.calibration import calibration_curve
 
+    from osteon.metrics import brier_score_loss, expected_calibration_error
+
     observed, predicted = calibration_curve(y_true, y_score, n_bins=10, strategy="quantile")
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
-    ax.plot(predicted, observed, marker="o")
-    ax.set(xlabel="predicted probability", ylabel="observed frequency", title=title, xlim=(0, 1), ylim=(0, 1))
+    brier = brier_score_loss(y_true, y_score)
+    ece = expected_calibration_error(y_true, y_score, n_bins=10)
+    fig, (ax, hist) = plt.subplots(
+        2, 1, figsize=(4.5, 5.4), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect calibration")
+    ax.plot(predicted, observed, marker="o", label=f"model (Brier {brier:.3f}, ECE {ece:.3f})")
+    ax.set(ylabel="observed frequency", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=7)
+    bins = np.linspace(0, 1, 21)
+    hist.hist(y_score[y_true == 0], bins=bins, alpha=0.6, label="negative")
+    hist.hist(y_score[y_true == 1], bins=bins, alpha=0.6, label="positive")
+    hist.set(xlabel="predicted probability", ylabel="images")
+    hist.legend(fontsize=7)
     return fig
 
 
@@ -146,8 +160,20 @@ def bland_altman_figure(truth: np.ndarray, prediction: np.ndarray, *, title: str
     sd = float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
     fig, ax = plt.subplots(figsize=(5, 4), dpi=110)
     ax.scatter(mean, diff, s=10)
-    for value, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
+    lines = ((bias, "-", "bias"), (bias + 1.96 * sd, "--", "+1.96 SD"), (bias - 1.96 * sd, "--", "−1.96 SD"))
+    for value, style, name in lines:
         ax.axhline(value, ls=style, c="red", lw=1)
+        ax.annotate(
+            f"{name} {value:.3g}",
+            xy=(1, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 2),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="red",
+        )
     ax.set(xlabel="mean of reference and prediction", ylabel="prediction − reference", title=title)
     return fig
 
@@ -218,7 +244,9 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
         )
         written.append(save_figure(fig, rundir.figures / f"{stem}_roc.png"))
     if "confusion_matrix" in result:
-        names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]
+        from osteon.report.pubfigs import confusion_names
+
+        names = confusion_names(result, rundir.read_json(rundir.state).get("task", {}))
         fig = confusion_figure(result["confusion_matrix"], names, title=f"Confusion — {stem}")
         written.append(save_figure(fig, rundir.figures / f"{stem}_confusion.png"))
     if "positive_class" in result:
@@ -227,6 +255,9 @@ def write_figures(run: str | Path, result: dict[str, Any]) -> list[Path]:
         written.append(save_figure(fig, rundir.figures / f"{stem}_calibration.png"))
     task = str(result.get("task") or rundir.read_json(rundir.state).get("task", {}).get("name", ""))
     written += adapter_for(task).write_figures(rundir, stem, frame, result)
+    from osteon.report.pubfigs import write_extra_figures
+
+    written += write_extra_figures(rundir, stem, frame, result)  # PR, FROC curve, learning curves
     return written
 
 
@@ -249,10 +280,18 @@ def _operating_point(result: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Save a figure as PNG at ``path`` and close it."""
+def save_figure(fig: plt.Figure, path: Path, *, vector: bool = True) -> Path:
+    """Save a figure as PNG at ``path`` and close it; ``vector`` also writes ``.svg`` and ``.pdf`` beside it.
+
+    The vector copies are for journals (any resolution; fonts embedded as TrueType, text editable in the SVG;
+    :mod:`osteon.report.pubfigs`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
+    if vector:
+        from osteon.report.pubfigs import save_vector
+
+        save_vector(fig, path)
     plt.close(fig)
     return path

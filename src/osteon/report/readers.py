@@ -6,6 +6,13 @@ The readers CSV has one row per (reader, case) with columns ``reader``, ``case``
   name without extension (the image id), as long as it names one evaluated image;
 * ``call``: ``1``/``0`` (also ``yes``/``no``, ``true``/``false``, ``positive``/``negative``) or a class name
   for binary tasks; a class or grade name for multiclass and grading tasks.
+
+Optional columns make it a reader study (``osteon.report.mrmc``):
+
+* ``condition``: how the case was read, e.g. ``unaided`` / ``aided`` (with the model's output shown); a reader
+  reads each case once per condition;
+* ``score``: the reader's confidence that the case is positive (a 1–5 rating or a 0–100 probability), for
+  ROC curves and AUCs; without it a reader's AUC comes from the calls alone.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from osteon.report.rundata import RunData, case_key
 from osteon.report.tables import Table, fmt
 
 REQUIRED = ("reader", "case", "call")
+OPTIONAL = ("condition", "score")
 POSITIVE_WORDS = {"1", "yes", "true", "positive", "pos"}
 NEGATIVE_WORDS = {"0", "no", "false", "negative", "neg"}
 
@@ -38,7 +46,13 @@ class ReaderCalls:
 
     @property
     def readers(self) -> list[str]:
-        return list(dict.fromkeys(self.frame["reader"]))
+        """Reader labels: ``R1``, or ``R1 (aided)`` when the file has conditions (one label per reading)."""
+        return list(dict.fromkeys(self.frame["label"]))
+
+    @property
+    def conditions(self) -> list[str]:
+        """The reading conditions in order of appearance (``[""]`` without a ``condition`` column)."""
+        return list(dict.fromkeys(self.frame["condition"]))
 
 
 def case_lookup(predictions: pd.DataFrame, data: RunData) -> dict[str, list[str]]:
@@ -83,17 +97,32 @@ def read_readers(path: str | Path, predictions: pd.DataFrame, data: RunData) -> 
     for i, record in table.iterrows():
         where = f"{path}: row {int(i) + 1} (line {int(i) + 2})"
         reader, case, call = (str(record[c]).strip() for c in REQUIRED)
+        condition = str(record["condition"]).strip() if "condition" in table else ""
         if not reader:
             raise DatasetFormatError(f"{where}: the reader is empty. Fix: name the reader (e.g. R1).")
         matched = _match_case(case, lookup, where)
         value = _parse_call(call, names, positive, binary, where)
-        if (reader, matched) in seen:
+        score = _parse_score(str(record["score"]).strip(), where) if "score" in table else float("nan")
+        if (reader, condition, matched) in seen:
             raise DatasetFormatError(
-                f"{where}: reader {reader!r} already read case {case!r} in row {seen[(reader, matched)]}. "
-                "Fix: keep one call per reader and case."
+                f"{where}: reader {reader!r} already read case {case!r}"
+                + (f" under condition {condition!r}" if condition else "")
+                + f" in row {seen[(reader, condition, matched)]}. Fix: keep one call per reader and case"
+                + (" and condition." if condition else " (add a condition column for aided/unaided readings).")
             )
-        seen[(reader, matched)] = int(i) + 1
-        rows.append({"reader": reader, "case": matched, "call": value, "row": int(i) + 1})
+        seen[(reader, condition, matched)] = int(i) + 1
+        label = f"{reader} ({condition})" if condition else reader
+        rows.append(
+            {
+                "reader": reader,
+                "condition": condition,
+                "label": label,
+                "case": matched,
+                "call": value,
+                "score": score,
+                "row": int(i) + 1,
+            }
+        )
     if not rows:
         raise DatasetFormatError(f"{path}: no rows. Fix: add one row per reader and case.")
     return ReaderCalls(path, pd.DataFrame(rows))
@@ -120,6 +149,21 @@ def _match_case(value: str, lookup: dict[str, list[str]], where: str) -> str:
         f"{where}: case {value!r} is not one of the evaluated images. Fix: use an image path or id of the "
         f"evaluated split (e.g. {examples})."
     )
+
+
+def _parse_score(value: str, where: str) -> float:
+    if not value:
+        return float("nan")
+    try:
+        score = float(value)
+    except ValueError:
+        raise DatasetFormatError(
+            f"{where}: score {value!r} is not a number. Fix: give the reader's confidence as a number "
+            "(e.g. a 1-5 rating or 0-100), or leave the cell empty."
+        ) from None
+    if not np.isfinite(score):
+        raise DatasetFormatError(f"{where}: score {value!r} is not finite. Fix: give a finite number or none.")
+    return score
 
 
 def _parse_call(value: str, names: list[str], positive: str | None, binary: bool, where: str) -> Any:
@@ -158,7 +202,7 @@ def reader_points(
     rows: list[list[str]] = []
     points: list[dict[str, Any]] = []
     for reader in calls.readers:
-        mine = calls.frame[calls.frame["reader"] == reader]
+        mine = calls.frame[calls.frame["label"] == reader]
         y = np.array([truth[c] for c in mine["case"]])
         call = mine["call"].to_numpy(int)
         model = np.array([score[c] >= threshold for c in mine["case"]], dtype=int)
@@ -212,7 +256,7 @@ def reader_agreement(calls: ReaderCalls, predictions: pd.DataFrame, *, class_nam
     predicted = dict(zip(predictions["case"], predictions["prediction"].astype(str), strict=True))
     rows = []
     for reader in calls.readers:
-        mine = calls.frame[calls.frame["reader"] == reader]
+        mine = calls.frame[calls.frame["label"] == reader]
         y = np.array([index[truth[c]] for c in mine["case"]])
         call = np.array([index[v] for v in mine["call"]])
         model = np.array([index[predicted[c]] for c in mine["case"]])

@@ -165,12 +165,15 @@ def method_tables(data: RunData) -> list[Table]:
         ),
         ("software", software_versions(data) or "not recorded (no model.pt)"),
     ]
+    from osteon.report.crossval import crossval_tables
+
     return [
         key_value_table("Model", model_rows),
         key_value_table("Data preparation", data_rows),
         key_value_table(
             "Training", train_rows, note="From config.yaml, state.json, training.json, logs/metrics.csv and model.pt."
         ),
+        *crossval_tables(data),  # ensemble members; cross-validation folds, spread and pooled metrics
     ]
 
 
@@ -194,7 +197,10 @@ def method_figures(data: RunData) -> list[Figure]:
     name, direction = data.monitor()
     label = f"validation {name}" if direction == "max" else f"−validation {name}"
     fig = figs.learning_curve_figure(data.log, best_epoch=best_epoch(data), score_label=label)
-    return [Figure("Learning curves (logs/metrics.csv); dash-dot: best epoch", figs.data_uri(fig))] if fig else []
+    out = [Figure("Learning curves (logs/metrics.csv); dash-dot: best epoch", figs.data_uri(fig))] if fig else []
+    from osteon.report.crossval import crossval_figures
+
+    return out + [Figure(caption, uri) for caption, uri in crossval_figures(data)]  # ROC of each fold (CV)
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -288,7 +294,9 @@ def _result_figures(data: RunData, key: str, result: dict[str, Any], readers: An
                 out.append(Figure(caption, figs.data_uri(fig)))
                 made.add(name)
         if isinstance(result.get("confusion_matrix"), list) and result["confusion_matrix"]:
-            names = result.get("class_names") or [str(i) for i in range(len(result["confusion_matrix"]))]
+            from osteon.report.pubfigs import confusion_names
+
+            names = confusion_names(result, data.task_state)
             fig = figs.confusion_figure(result["confusion_matrix"], names, title=f"Confusion — {key}")
             out.append(Figure("Confusion matrix (rows: reference, columns: prediction)", figs.data_uri(fig)))
             made.add(f"{key}_confusion.png")

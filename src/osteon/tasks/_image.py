@@ -29,6 +29,7 @@ class ImageLevelTask(TaskBase):
     """
 
     state: TaskState
+    colour_input = True
 
     # the subclass contract (declared here for type checkers)
     num_outputs: int
@@ -144,12 +145,12 @@ class ImageLevelTask(TaskBase):
         self, model: nn.Module, path: str | Path, *, prep: Any, covariates: torch.Tensor | None = None
     ) -> Prediction:
         """The typed prediction of one image file (``covariates``: ``(1, D)`` encoded, or ``None``)."""
-        from osteon.data.transforms import load_unit_image, normalize
+        from osteon.data.transforms import input_batch, load_unit_image
 
         unit, _ = load_unit_image(path, prep)
         was_training = model.training
         model.eval()
-        outputs = model(normalize(torch.from_numpy(unit)[None, None], prep), covariates)
+        outputs = model(input_batch(unit, prep), covariates)
         model.train(was_training)
         return self.predict(outputs)[0]
 

@@ -237,7 +237,8 @@ class SegmentationDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        image = self.images[i].float()[None]
+        image = self.images[i].float()
+        image = image[None] if image.ndim == 2 else image  # grey (S, S) or colour (3, S, S)
         mask = self.targets[i]
         mask = mask[None] if mask.ndim == 2 else mask
         if self.patch_size is not None:

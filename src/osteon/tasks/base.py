@@ -121,6 +121,9 @@ class Task(Protocol):
     stratify_by_target: ClassVar[bool]
     numeric_truth: ClassVar[bool]
     setup_on_train: ClassVar[bool]
+    colour_input: ClassVar[bool]
+    volume_input: ClassVar[bool]
+    prediction_type: ClassVar[type | None]
     state: TaskState
     collate_fn: Callable[[list[Any]], Any] | None
 
@@ -209,6 +212,16 @@ class Task(Protocol):
         """Metrics with CIs from a predictions table (``truth`` + the task's columns)."""
         ...
 
+    def ensemble_outputs(self, outputs: list[Any], members: list[TaskState] | None = None) -> Any:
+        """One output from the outputs of several models of this task on the same batch (an ensemble).
+
+        The combined output is in this task's output space, such that its usual post-processing gives the mean of
+        the members' probabilities (or values). ``members`` are the members' task states, in the order of
+        ``outputs`` (e.g. a regression member's own target mean/std). Raises ``ConfigError`` where the task cannot
+        be ensembled.
+        """
+        ...
+
 
 class TaskBase:
     """No-op defaults of the optional hooks and capabilities; task classes derive from it (one level deep)."""
@@ -218,6 +231,10 @@ class TaskBase:
     stratify_by_target: ClassVar[bool] = False
     numeric_truth: ClassVar[bool] = False
     setup_on_train: ClassVar[bool] = False
+    #: The typed prediction the task returns (pipelines check stage compatibility with it; None: undeclared).
+    prediction_type: ClassVar[type | None] = None
+    colour_input: ClassVar[bool] = False  # the task's models can take RGB input (in_chans follows the data)
+    volume_input: ClassVar[bool] = False  # inputs are volumes the task reads itself (Preprocessing.volume)
     collate_fn: Callable[[list[Any]], Any] | None = None
 
     def __init__(self, state: TaskState) -> None:
@@ -244,6 +261,15 @@ class TaskBase:
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
         return None
 
+    def ensemble_outputs(self, outputs: list[Any], members: list[TaskState] | None = None) -> Any:
+        """Default: the task's outputs cannot be averaged (e.g. boxes need fusion, not a mean)."""
+        from osteon.errors import ConfigError
+
+        raise ConfigError(
+            f"task {self.name!r} cannot be ensembled yet: its model outputs cannot be averaged. "
+            "Fix: evaluate the members one by one (or ensemble runs of classify, grade, regress or segment)."
+        )
+
 
 TASKS: Registry[type] = Registry("task")
 
@@ -253,10 +279,20 @@ def build_task(state: TaskState) -> Task:
     return TASKS.get(state.name)(state)
 
 
+def input_channels(state: TaskState) -> int:
+    """Input channels of the model: 1 (grey) unless the run chose colour (``state.extra["in_chans"]``)."""
+    return int(state.extra.get("in_chans", 1))
+
+
 def make_model_for(task: Any, *, model: str, pretrained: str | None, covariate_dim: int, dropout: float) -> nn.Module:
     """Build the image model with the task's number of outputs (all current tasks share ImageModel)."""
     from osteon.models import create_model
 
     return create_model(
-        model, task.num_outputs, in_chans=1, covariate_dim=covariate_dim, pretrained=pretrained, dropout=dropout
+        model,
+        task.num_outputs,
+        in_chans=input_channels(task.state),
+        covariate_dim=covariate_dim,
+        pretrained=pretrained,
+        dropout=dropout,
     )

@@ -39,6 +39,7 @@ class ClassificationTask(ImageLevelTask):
     """
 
     name: ClassVar[str] = "classify"
+    prediction_type: ClassVar[type | None] = ClassPrediction
     monitor: ClassVar[Monitor] = Monitor("AUC", "max")
     stratify_by_target: ClassVar[bool] = True
 
@@ -179,6 +180,12 @@ class ClassificationTask(ImageLevelTask):
         return [ClassPrediction(p, names, lab, self.state.multilabel) for p, lab in zip(scores, labels, strict=True)]
 
     # -- evaluation -----------------------------------------------------------------------------
+    def ensemble_outputs(self, outputs: list[torch.Tensor], members: list[TaskState] | None = None) -> torch.Tensor:
+        """Logits whose softmax (sigmoid for multilabel) is the members' mean probability."""
+        from osteon.tasks._ensemble import mean_sigmoid, mean_softmax
+
+        return mean_sigmoid(outputs) if self.state.multilabel else mean_softmax(outputs)
+
     def choose_operating_point(self, frame: pd.DataFrame, *, method: str = "youden") -> dict[str, Any] | None:
         if not self.is_binary:
             return None

@@ -55,6 +55,7 @@ class DetectionTask(TaskBase):
     """Boxes per image: torchvision RetinaNet/FCOS/Faster R-CNN, or Ultralytics YOLO (``backend="yolo"``)."""
 
     name: ClassVar[str] = "detect"
+    prediction_type: ClassVar[type | None] = BoxPrediction
     monitor: ClassVar[Monitor] = Monitor("mAP@0.5", "max")
     collate_fn: Callable[[list[Any]], Any] | None = staticmethod(collate_detection)
 

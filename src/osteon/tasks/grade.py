@@ -27,6 +27,7 @@ class GradingTask(ImageLevelTask):
     """
 
     name: ClassVar[str] = "grade"
+    prediction_type: ClassVar[type | None] = GradePrediction
     monitor: ClassVar[Monitor] = Monitor("QWK", "max")
     stratify_by_target: ClassVar[bool] = True
 
@@ -111,6 +112,12 @@ class GradingTask(ImageLevelTask):
         frame["prediction"] = [p.grade for p in preds]
         frame["expected_grade"] = [p.expected_grade for p in preds]
         return frame
+
+    def ensemble_outputs(self, outputs: list[torch.Tensor], members: list[TaskState] | None = None) -> torch.Tensor:
+        """Outputs whose grade probabilities (softmax or CORN) are the members' mean probabilities."""
+        from osteon.tasks._ensemble import mean_corn, mean_softmax
+
+        return mean_corn(outputs) if self.state.loss == "corn" else mean_softmax(outputs)
 
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
         return None

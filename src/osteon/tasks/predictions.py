@@ -101,4 +101,33 @@ class MaskPrediction:
         return np.stack([self.mask == k for k in range(1, len(self.class_names))])
 
 
-Prediction = ClassPrediction | GradePrediction | ValuePrediction | BoxPrediction | MaskPrediction
+@dataclass(frozen=True)
+class PointPrediction:
+    """Landmarks of one image, in its original pixels (x right, y down; pixel ``(0, 0)`` spans ``[0, 1)²``).
+
+    Attributes:
+        points: ``(K, 2)`` float ``(x, y)`` per landmark, in the order of ``names``.
+        confidence: ``(K,)`` in [0, 1]: the share of the heat map's mass at the peak.
+        names: Landmark names.
+        heatmaps: ``(K, S, S)`` float32 spatial probabilities on the model input (for overlays), or ``None``.
+        spacing: ``(row, col)`` mm per pixel, or ``None``.
+        measurements: Angles/distances computed from the points (:mod:`osteon.metrics.measurements`).
+    """
+
+    points: np.ndarray
+    confidence: np.ndarray
+    names: tuple[str, ...]
+    heatmaps: np.ndarray | None = None
+    spacing: tuple[float, float] | None = None
+    measurements: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        shown = ", ".join(f"{k} {v:.1f}°" for k, v in self.measurements.items() if np.isfinite(v))
+        return f"{len(self.names)} landmark(s)" + (f"; {shown}" if shown else "")
+
+    def as_dict(self) -> dict[str, tuple[float, float]]:
+        """``{name: (x, y)}``."""
+        return {n: (float(x), float(y)) for n, (x, y) in zip(self.names, self.points, strict=True)}
+
+
+Prediction = ClassPrediction | GradePrediction | ValuePrediction | BoxPrediction | MaskPrediction | PointPrediction

@@ -24,6 +24,7 @@ class RegressionTask(ImageLevelTask):
     """Predicts a standardised value; the target's train mean/std are kept so outputs are in its units."""
 
     name: ClassVar[str] = "regress"
+    prediction_type: ClassVar[type | None] = ValuePrediction
     monitor: ClassVar[Monitor] = Monitor("MAE", "min")
     numeric_truth: ClassVar[bool] = True
     setup_on_train: ClassVar[bool] = True  # the target's mean/std come from the train split only
@@ -83,6 +84,16 @@ class RegressionTask(ImageLevelTask):
 
     def prediction_frame(self, scores: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame({"prediction": scores})
+
+    def ensemble_outputs(self, outputs: list[torch.Tensor], members: list[TaskState] | None = None) -> torch.Tensor:
+        """The members' mean value, each member's output read with its own target mean/std (its train split)."""
+        from osteon.tasks._ensemble import mean_value
+
+        mean, std = self.state.extra["mean"], self.state.extra["std"]
+        if members is not None:
+            pairs = zip(outputs, members, strict=True)
+            outputs = [(o.float() * m.extra["std"] + m.extra["mean"] - mean) / std for o, m in pairs]
+        return mean_value(outputs)
 
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
         return None

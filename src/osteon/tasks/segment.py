@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from osteon.data.datasets import DecodedImages
 from osteon.data.manifest import Manifest
-from osteon.data.transforms import Letterbox, Preprocessing, load_unit_image, normalize
+from osteon.data.transforms import Letterbox, Preprocessing, load_unit_image, normalize, with_channels
 from osteon.errors import ConfigError
 from osteon.tasks import _segment_infer as infer
 from osteon.tasks._segment_data import (
@@ -44,7 +44,7 @@ from osteon.tasks._segment_data import (
     polygon_classes,
 )
 from osteon.tasks._targets import patient_groups
-from osteon.tasks.base import TASKS, Monitor, OutputWriter, TaskBase, TaskState
+from osteon.tasks.base import TASKS, Monitor, OutputWriter, TaskBase, TaskState, input_channels
 from osteon.tasks.predictions import MaskPrediction
 
 LOSSES = ("dice_ce", "dice", "focal", "dice_focal")
@@ -56,6 +56,8 @@ class SegmentationTask(TaskBase):
     """The segment task's engine hooks (see :class:`osteon.tasks.base.Task`)."""
 
     name: ClassVar[str] = "segment"
+    colour_input: ClassVar[bool] = True
+    prediction_type: ClassVar[type | None] = MaskPrediction
     monitor: ClassVar[Monitor] = Monitor("Dice", "max")
 
     def __init__(self, state: TaskState) -> None:
@@ -145,7 +147,12 @@ class SegmentationTask(TaskBase):
         if covariate_dim:
             raise ConfigError("segment does not use covariates. Fix: drop --covariates.")
         net = create_segmentation_model(
-            model, self.num_outputs, encoder=self.state.extra.get("encoder"), pretrained=pretrained, dropout=dropout
+            model,
+            self.num_outputs,
+            encoder=self.state.extra.get("encoder"),
+            pretrained=pretrained,
+            dropout=dropout,
+            in_chans=input_channels(self.state),
         )
         if self.roi and self.roi % net.divisor:
             size = "patch_size" if self.state.extra.get("patch_size") else "image_size"
@@ -242,6 +249,12 @@ class SegmentationTask(TaskBase):
         dice = compute_dice(pred.float(), truth.float(), include_background=True, ignore_empty=False)
         return dice.mean(dim=1).tolist()
 
+    def ensemble_outputs(self, outputs: list[torch.Tensor], members: list[TaskState] | None = None) -> torch.Tensor:
+        """Per-pixel logits whose sigmoid/softmax is the members' mean probability."""
+        from osteon.tasks._ensemble import mean_sigmoid, mean_softmax
+
+        return mean_sigmoid(outputs) if self.sigmoid else mean_softmax(outputs)
+
     def _decide(self, probabilities: torch.Tensor) -> np.ndarray:
         return infer.decide(probabilities, sigmoid=self.sigmoid, multilabel=self.state.multilabel)
 
@@ -286,7 +299,8 @@ class SegmentationTask(TaskBase):
         records: list[dict[str, Any]] = []
         for start in range(0, len(ds), max(1, batch_size)):
             stop = min(len(ds), start + max(1, batch_size))
-            images = normalize(ds.images[start:stop].float()[:, None], prep)
+            chunk = ds.images[start:stop].float()
+            images = normalize(chunk[:, None] if chunk.ndim == 3 else chunk, prep)  # grey gets a channel axis
             probs = infer.activate(self._input_logits(model, images, prep), sigmoid=self.sigmoid)
             for b, i in enumerate(range(start, stop)):
                 row = int(ds.indices[i])
@@ -407,7 +421,7 @@ class SegmentationTask(TaskBase):
     ) -> MaskPrediction:
         """The :class:`MaskPrediction` of one 2D image file, in its original pixel grid."""
         unit, geometry = load_unit_image(path, prep)
-        x = normalize(torch.from_numpy(unit)[None, None], prep)
+        x = normalize(with_channels(torch.from_numpy(unit))[None], prep)
         was_training = model.training
         model.eval()
         logits = self._input_logits(model, x, prep)

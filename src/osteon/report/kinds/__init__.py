@@ -7,6 +7,7 @@ Example:
 """
 
 from osteon.report.kinds import detect, labels, regress, segment
+from osteon.report.kinds import keypoints as _keypoints  # noqa: F401  (registers the keypoints adapter)
 from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, ReportKind, adapter_for
 
 __all__ = ["REPORT_KINDS", "Bootstrap", "ReportKind", "adapter_for", "detect", "labels", "regress", "segment"]

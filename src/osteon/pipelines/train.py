@@ -1,0 +1,223 @@
+"""``osteon pipeline train``: train the stages that have a ``train:`` block, earlier stages first.
+
+A whole-image stage is trained on the data as it is. A region stage is trained on a crop dataset written by
+:func:`write_crop_dataset` — crops cut with the stage's own ``crop:``/``tile:`` rule around the TRUE boxes/masks
+(``crops_from: truth``) or around what the (already trained) source stage predicts (``crops_from: predictions``,
+so the classifier learns on what it will see) — saved as 16-bit PNGs with a Manifest that carries each crop's
+patient, split and image-level label, then ``osteon.engine.train`` is called on it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from osteon.data.manifest import Manifest
+from osteon.pipelines.geometry import Region, crop_window, cut, mask_components, overlaps, tiles_along
+from osteon.pipelines.schema import PipelineError, PipelineSpec, StageSpec, load_pipeline
+
+CARRIED = ("patient_id", "study_id", "split", "view", "laterality", "body_part")
+
+
+def truth_regions(manifest: Manifest, row: int, stage: StageSpec, hw: tuple[int, int]) -> list[Region]:
+    """Regions of one image from its true ``boxes`` (crop) or ``mask`` (crop around components, or tiles)."""
+    assert stage.input is not None
+    crop, tile = stage.input.crop, stage.input.tile
+    frame = manifest.frame
+    regions: list[Region] = []
+    if crop is not None and "boxes" in frame and isinstance(frame["boxes"].iat[row], str):
+        for box in manifest.boxes(row):
+            if crop.classes is None or str(box.get("label")) in crop.classes:
+                window = crop_window(
+                    box["xyxy"], margin=crop.margin, min_size=crop.min_size, square=crop.square, image_hw=hw
+                )
+                regions.append(Region(window, 1.0, str(box.get("label", ""))))
+        return regions[: crop.top_k]
+    mask = _truth_mask(manifest, row)
+    if mask is None:
+        return []
+    if crop is not None:
+        return [
+            Region(crop_window(b, margin=crop.margin, min_size=crop.min_size, square=crop.square, image_hw=hw), a, "")
+            for b, a in mask_components(mask)[: crop.top_k]
+        ]
+    assert tile is not None
+    return tiles_along(
+        mask, size=tile.size, stride=tile.stride or tile.size, min_coverage=tile.min_coverage, max_tiles=tile.max_tiles
+    )
+
+
+def _truth_mask(manifest: Manifest, row: int) -> np.ndarray | None:
+    frame = manifest.frame
+    if "mask" not in frame or not isinstance(frame["mask"].iat[row], str):
+        return None
+    from PIL import Image as PILImage
+
+    return np.asarray(PILImage.open(manifest.resolve(frame["mask"].iat[row]))) > 0
+
+
+def _random_windows(rng: np.random.Generator, hw: tuple[int, int], size: int, count: int) -> list[Region]:
+    h, w = hw
+    side_y, side_x = min(size, h), min(size, w)
+    out = []
+    for _ in range(count):
+        y, x = int(rng.integers(0, h - side_y + 1)), int(rng.integers(0, w - side_x + 1))
+        out.append(Region((x, y, x + side_x, y + side_y), 0.0, "random"))
+    return out
+
+
+def write_crop_dataset(
+    spec: PipelineSpec,
+    stage_name: str,
+    manifest: Manifest,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> Manifest:
+    """Cut the training crops of a region stage and save them with a Manifest (``out/manifest.csv``).
+
+    Columns: ``image`` (the crop PNG), the label column of the stage's ``train.label``, ``source_image``,
+    ``x1, y1, x2, y2`` (the crop in the source image), ``on_lesion`` (1 for a crop cut around a true region, or a
+    predicted one that holds a true box),
+    and the source's ``patient_id``, ``study_id``, ``split`` ... so that splits stay by patient.
+    """
+    from PIL import Image as PILImage
+
+    from osteon.io import read_image, to_grayscale_float
+
+    stage = spec.stage(stage_name)
+    if stage.input is None or stage.train is None:
+        raise PipelineError(f"stage {stage_name!r} has no input: with crop:/tile: and train:, so it has no crops.")
+    train = stage.train
+    if train.label not in manifest.frame:
+        raise PipelineError(
+            f"stage {stage_name!r}: label column {train.label!r} is not in {manifest.name} "
+            f"(columns: {', '.join(manifest.columns)}). Fix: set train.label."
+        )
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    predicted = (
+        _predicted_regions(spec, stage, manifest, batch_size, progress) if train.crops_from == "predictions" else {}
+    )
+    rng = np.random.default_rng(seed)
+    size = stage.input.tile.size if stage.input.tile is not None else max(stage.input.crop.min_size, 16)  # type: ignore[union-attr]
+    rows: list[dict[str, Any]] = []
+    frame = manifest.frame
+    for row in range(len(frame)):
+        label = frame[train.label].iat[row]
+        if pd.isna(label):
+            continue
+        path = manifest.resolve(str(frame["image"].iat[row]))
+        image = to_grayscale_float(read_image(path)).astype(np.float32)
+        hw = image.shape[-2:]
+        truth = truth_regions(manifest, row, stage, hw)
+        if train.crops_from == "truth":
+            regions = truth or _random_windows(rng, hw, size, train.negatives_per_image)
+        else:
+            regions = predicted.get(row, [])
+        boxes = np.array([r.xyxy for r in truth], dtype=np.float64).reshape(-1, 4)
+        for k, region in enumerate(regions):
+            on_truth = bool(len(boxes)) and overlaps(region, boxes)
+            crop_label = label if (train.crops_from == "truth" or on_truth or not len(boxes)) else train.negative
+            if crop_label is None:
+                continue
+            name = f"images/{path.stem}_r{k}.png"
+            PILImage.fromarray(np.round(cut(image, region) * 65535).astype(np.uint16)).save(out / name)
+            x1, y1, x2, y2 = region.xyxy
+            rows.append(
+                {
+                    "image": name,
+                    train.label: crop_label,
+                    **{c: frame[c].iat[row] for c in CARRIED if c in frame},
+                    "source_image": str(path),
+                    "x1": x1,
+                    "y1": y1,
+                    "x2": x2,
+                    "y2": y2,
+                    "on_lesion": int(region in truth if train.crops_from == "truth" else on_truth),
+                }
+            )
+    if not rows:
+        raise PipelineError(f"stage {stage_name!r}: no crops could be cut from {manifest.name}.")
+    crops = Manifest(pd.DataFrame(rows), root=out, name=f"{manifest.name}_{stage_name}_crops")
+    crops.save(out / "manifest.csv", overwrite=True)
+    return crops
+
+
+def _predicted_regions(
+    spec: PipelineSpec, stage: StageSpec, manifest: Manifest, batch_size: int, progress: bool
+) -> dict[int, list[Region]]:
+    from osteon.pipelines.runner import _source_regions, load_run
+
+    assert stage.input is not None
+    source = spec.stage(stage.input.source)
+    path = spec.run_path(source.run)
+    if not (path / "model.pt").is_file():
+        raise PipelineError(
+            f"stage {stage.name!r} trains on crops from predictions of {source.name!r}, whose run {path} is not "
+            "trained yet. Fix: give the source stage a train: block (it is trained first) or use crops_from: truth."
+        )
+    run = load_run(source.run, path)
+    with tempfile.TemporaryDirectory(prefix="osteon-crops-") as tmp:  # masks are read back while cutting
+        table = run.predictor.predict_manifest(manifest, batch_size=batch_size, progress=progress, out_dir=Path(tmp))
+        table.insert(0, "row", np.arange(len(manifest)))
+        return _source_regions(run.kind, run.classes, table[table["error"].fillna("") == ""], stage)
+
+
+def train_pipeline(
+    path: str | Path,
+    data: str | Path,
+    *,
+    stages: list[str] | None = None,
+    retrain: bool = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> dict[str, Path]:
+    """Train every stage with a ``train:`` block whose run has no ``model.pt`` yet (``retrain``: refuse instead).
+
+    Args:
+        path: The pipeline file.
+        data: The dataset (Manifest CSV or anything ``osteon train --data`` takes) for whole-image stages; region
+            stages read it as a Manifest to cut crops.
+        stages: Only these stages (default: all with ``train:``).
+        retrain: Train although the run exists (the engine refuses to overwrite a run, so this raises there).
+        overrides: TrainConfig options applied to every stage (e.g. ``epochs=1`` for a smoke run).
+
+    Returns:
+        ``{stage: run directory}`` of the stages trained now.
+    """
+    from osteon.data.adapters import load_dataset
+    from osteon.engine import TrainConfig, train
+
+    spec = load_pipeline(path)
+    manifest = load_dataset(str(data))
+    trained: dict[str, Path] = {}
+    for name in spec.order():
+        stage = spec.stage(name)
+        if stage.train is None or (stages is not None and name not in stages):
+            continue
+        run_dir = spec.run_path(stage.run)
+        if (run_dir / "model.pt").is_file() and not retrain:
+            continue
+        options = {**stage.train.options, **{k: v for k, v in overrides.items() if v is not None}}
+        if stage.input is None:
+            cfg = TrainConfig.from_sources(**{"data": str(data), **options, "out": str(run_dir)})
+        else:
+            crops = write_crop_dataset(
+                spec, name, manifest, run_dir.parent / f"{run_dir.name}_crops", progress=progress
+            )
+            options.setdefault("target", stage.train.label)
+            cfg = TrainConfig.from_sources(**{**options, "data": str(crops.root / "manifest.csv"), "out": str(run_dir)})
+        train(cfg, progress=progress)
+        (run_dir / "pipeline_stage.json").write_text(
+            json.dumps({"pipeline": spec.name, "stage": name, "crops_from": stage.train.crops_from}, indent=1)
+        )
+        trained[name] = run_dir
+    return trained
