@@ -125,3 +125,26 @@ def test_window_level_changes_the_display(trained_classifier: Path, phantom_imag
         finally:
             browser.close()
             runtime.stop()
+
+
+def test_page_lists_a_pipelines_findings_and_draws_them(phantom_pipeline: Path, phantom_image: Path) -> None:
+    """``osteon serve PIPELINE.yaml``: the card names each stage and run, the result lists each finding."""
+    from osteon.serve.pipeline_service import PipelineService
+
+    with LiveServer(create_app(PipelineService(phantom_pipeline))) as server:
+        runtime, browser, page, log = open_page(server.url + "/")
+        try:
+            page.wait_for_selector("#card table")
+            card = page.inner_text("#card")
+            assert "Pipeline" in card and "bone ← " not in card and "crops ← bone" in card and "seg" in card
+            page.set_input_files("#file", str(phantom_image))
+            page.wait_for_selector("#result[data-state=done]", timeout=60_000)
+            assert page.get_attribute("#result", "data-kind") == "pipeline"
+            rows = page.locator("#result tr.finding").all_inner_texts()
+            assert [r.split()[0] for r in rows] == ["fracture", "bone", "crop_fracture"]
+            drawn = page.get_attribute("#view", "data-overlay")
+            assert "mask" in drawn and "boxes:" in drawn  # the bone mask and the judged crop regions
+        finally:
+            browser.close()
+            runtime.stop()
+    assert not [u for u in log if not u.startswith(server.url) and not u.startswith("data:")]

@@ -1,4 +1,6 @@
-"""``osteon pacs run RUN --url URL [--study UID | --since DATE | --watch]``: the DICOMweb bridge (extra ``pacs``)."""
+"""``osteon pacs run RUN_OR_PIPELINE --url URL [--study UID | --since DATE | --watch]``: the DICOMweb bridge (extra
+``pacs``). A pipeline YAML file (told apart from a run directory by its content) stores one SR per study with one
+finding per pipeline finding (:mod:`osteon.serve.pacs.pipeline`)."""
 
 from __future__ import annotations
 
@@ -17,14 +19,21 @@ app = typer.Typer(
 
 @app.command("run")
 def run_command(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
+    run: Annotated[
+        Path,
+        typer.Argument(help="Run directory written by `osteon train`, or a pipeline YAML file (osteon pipeline)."),
+    ],
     url: Annotated[str, typer.Option(help="DICOMweb root of the PACS.")] = "http://127.0.0.1:8042/dicom-web",
     study: Annotated[str | None, typer.Option(help="Process this Study Instance UID only.")] = None,
     since: Annotated[str | None, typer.Option(help="Process studies dated from this day (YYYY-MM-DD).")] = None,
     watch: Annotated[bool, typer.Option(help="Keep polling for new studies (Ctrl-C to stop).")] = False,
     interval: Annotated[float, typer.Option(help="--watch: seconds between polls.")] = 30.0,
     state: Annotated[
-        Path | None, typer.Option(help="SQLite file of processed studies (default RUN/pacs/state.sqlite).")
+        Path | None,
+        typer.Option(
+            help="SQLite file of processed studies (default RUN/pacs/state.sqlite; for a pipeline, "
+            "pacs/<name>.sqlite beside the file)."
+        ),
     ] = None,
     max_attempts: Annotated[int, typer.Option(help="Failures after which a study is no longer retried.")] = 5,
     backend: Annotated[str, typer.Option(help="Predictor backend: torch, onnx or onnx-int8.")] = "torch",
@@ -49,10 +58,22 @@ def run_command(
 
         if since:
             parse_since(since)  # a bad date fails before the model loads
-        predictor = Predictor.from_run(run, backend=backend) if backend != "torch" else Predictor.from_run(run)
-        bridge = PacsBridge(
-            predictor, url, StudyState(state or Path(run) / "pacs" / "state.sqlite", url), max_attempts=max_attempts
-        )
+        from osteon.serve.pipeline_service import PipelineService, is_pipeline_file
+
+        if is_pipeline_file(run):
+            from osteon.serve.pacs.pipeline import PipelineBridge
+
+            if backend != "torch":
+                raise ConfigError(f"--backend {backend}: a pipeline runs its stages with torch. Fix: drop --backend.")
+            default = Path(run).parent / "pacs" / f"{Path(run).stem}.sqlite"
+            bridge: PacsBridge = PipelineBridge(
+                PipelineService(run), url, StudyState(state or default, url), max_attempts=max_attempts
+            )
+        else:
+            predictor = Predictor.from_run(run, backend=backend) if backend != "torch" else Predictor.from_run(run)
+            bridge = PacsBridge(
+                predictor, url, StudyState(state or Path(run) / "pacs" / "state.sqlite", url), max_attempts=max_attempts
+            )
 
         def show(results: list[StudyResult]) -> None:
             for r in results:

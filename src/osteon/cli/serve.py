@@ -1,4 +1,5 @@
-"""``osteon serve RUN [--host 127.0.0.1 --port 8000]``: the web page and REST API of one run (extra ``serve``)."""
+"""``osteon serve RUN_OR_PIPELINE [--host 127.0.0.1 --port 8000]``: the web page and REST API of one run, or of a
+pipeline YAML file (told apart by content; extra ``serve``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def serve_command(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `osteon train`.")],
+    run: Annotated[
+        Path,
+        typer.Argument(help="Run directory written by `osteon train`, or a pipeline YAML file (osteon pipeline)."),
+    ],
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     token: Annotated[
@@ -52,7 +56,15 @@ def serve_command(
             max_pixels=max_pixels,
             max_concurrent=max_concurrent,
         )
-        app = create_app(ModelService(run, backend=backend), settings)
+        from osteon.serve.pipeline_service import PipelineService, is_pipeline_file
+
+        if is_pipeline_file(run):
+            if backend != "torch":
+                raise ConfigError(f"--backend {backend}: a pipeline runs its stages with torch. Fix: drop --backend.")
+            service: object = PipelineService(run)
+        else:
+            service = ModelService(run, backend=backend)
+        app = create_app(service, settings)
     import logging
 
     handler = logging.StreamHandler()  # the server's own lines (request id, format, sizes, latency; no identifiers)

@@ -65,7 +65,9 @@ class ApiError(Exception):
 
 def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
     """The FastAPI application around a :class:`~osteon.serve.service.ModelService` (or any object with
-    ``predict(path)``, ``explain(path)``, ``card()`` and ``operating_point``)."""
+    ``predict(path)``, ``explain(path)``, ``card()`` and ``operating_point``), or a
+    :class:`~osteon.serve.pipeline_service.PipelineService` (``kind == "pipeline"``: ``predict_pipeline(path)``
+    answers the pipeline result JSON under ``"pipeline"``)."""
     try:
         from fastapi import FastAPI, File, Query, Request, UploadFile
         from fastapi.exceptions import RequestValidationError
@@ -149,16 +151,15 @@ def create_app(service: Any, settings: ServeSettings | None = None) -> Any:
             path = raw.rename(raw.with_suffix(SUFFIX[kind]))  # our name; readers never see the client's
             with gate:  # decoding, the model and the display image: at most max_concurrent at once
                 image = _read(path, settings.max_pixels)
-                prediction = _call(service.predict, path)
                 height, width = _original_size(image)
-                result: dict[str, Any] = {
-                    "request_id": request_id,
-                    "format": kind,
-                    "width": width,
-                    "height": height,
-                    "prediction": prediction_json(prediction, operating_point=service.operating_point),
-                    "summary": prediction.summary(),
-                }
+                result: dict[str, Any] = {"request_id": request_id, "format": kind, "width": width, "height": height}
+                if getattr(service, "kind", None) == "pipeline":  # findings of every stage (pipeline_service.py)
+                    result["pipeline"] = _call(service.predict_pipeline, path)
+                    result["summary"] = _pipeline_summary(result["pipeline"])
+                else:
+                    prediction = _call(service.predict, path)
+                    result["prediction"] = prediction_json(prediction, operating_point=service.operating_point)
+                    result["summary"] = prediction.summary()
                 if cam:
                     result["cam"] = _cam(service, path, heatmap_json)
                 if display:
@@ -258,6 +259,17 @@ def _call(fn: Any, *args: Any) -> Any:
         raise ApiError(422, f"unreadable image: {exc.problem}") from None
     except OsteonError as exc:
         raise ApiError(422, str(exc).replace(os.fspath(args[0]) if args else "", "upload")) from None
+
+
+def _pipeline_summary(document: dict[str, Any]) -> str:
+    """``fracture 0.83 (positive), boxes 0.41`` from a pipeline result's first image."""
+    images = document.get("images") or [{}]
+    parts = []
+    for finding in images[0].get("findings", []):
+        p = finding.get("probability")
+        shown = f"{p:.2f}" if isinstance(p, float) else (finding.get("grade") or finding.get("status"))
+        parts.append(f"{finding['name']} {shown}" + (" (positive)" if finding.get("positive") is True else ""))
+    return ", ".join(parts)
 
 
 def _cam(service: Any, path: Path, heatmap_json: Any) -> dict[str, Any]:

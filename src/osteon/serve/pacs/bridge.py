@@ -133,17 +133,13 @@ class PacsBridge:
         log.info("study %s done: %d images, stored %s", study_uid, result.images, _counts(result.stored))
         return result
 
-    def _process(self, study_uid: str) -> StudyResult:
-        from osteon.io.normalize import to_grayscale_float
-        from osteon.io.reader import read_image
-        from osteon.serve.pacs import dicom_out
-        from osteon.serve.pacs.overlay import draw_prediction
-
+    def _retrieve(self, study_uid: str) -> list[Any] | None:
+        """The study's image instances to predict; None when it already holds an Osteon report."""
         # as stored (transfer-syntax *): a PACS that cannot transcode (JPEG 2000 in Orthanc) still answers
         instances = self.client.retrieve_study(study_uid, media_types=(("application/dicom", "*"),))
         if any(is_osteon_output(ds) and str(ds.get("Modality", "")) == "SR" for ds in instances):
             log.info("study %s already holds an Osteon report: not processed again", study_uid)
-            return StudyResult(study_uid, DONE, stored={"existing": []})
+            return None
         images = [
             ds
             for ds in instances
@@ -151,6 +147,25 @@ class PacsBridge:
         ]
         if not images:
             raise ConfigError(f"study {study_uid} holds no image instance to predict ({len(instances)} objects).")
+        return images
+
+    def _store(self, new: list[Any]) -> None:
+        """STOW-RS ``new`` into the PACS; raise when it refuses any object."""
+        response = self.client.store_instances(new)
+        failed = response.get("FailedSOPSequence") if response is not None else None
+        if failed:  # STOW-RS answers 200/202 with a list of refused objects: the study is not done
+            reasons = sorted({str(item.get("FailureReason", "?")) for item in failed})
+            raise RuntimeError(f"the PACS refused {len(failed)} of {len(new)} objects (failure reasons {reasons})")
+
+    def _process(self, study_uid: str) -> StudyResult:
+        from osteon.io.normalize import to_grayscale_float
+        from osteon.io.reader import read_image
+        from osteon.serve.pacs import dicom_out
+        from osteon.serve.pacs.overlay import draw_prediction
+
+        images = self._retrieve(study_uid)
+        if images is None:
+            return StudyResult(study_uid, DONE, stored={"existing": []})
         sources, predictions, outputs = [], [], []
         with tempfile.TemporaryDirectory(prefix="osteon-pacs-") as tmp:
             for k, ds in enumerate(images):
@@ -172,11 +187,7 @@ class PacsBridge:
         ]
         report = dicom_out.structured_report(sources, predictions, task=self.task)
         new = [report, *segs, *outputs]
-        response = self.client.store_instances(new)
-        failed = response.get("FailedSOPSequence") if response is not None else None
-        if failed:  # STOW-RS answers 200/202 with a list of refused objects: the study is not done
-            reasons = sorted({str(item.get("FailureReason", "?")) for item in failed})
-            raise RuntimeError(f"the PACS refused {len(failed)} of {len(new)} objects (failure reasons {reasons})")
+        self._store(new)
         stored = {
             "sr": [str(report.SOPInstanceUID)],
             "seg": [str(s.SOPInstanceUID) for s in segs],

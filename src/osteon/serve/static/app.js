@@ -28,6 +28,7 @@ async function loadCard() {
   const body = await response.json();
   if (!response.ok) { card.replaceChildren(text("p", body.error || "error", "error")); return; }
   $("auth").hidden = true;
+  if (body.kind === "pipeline") { pipelineCard(body, card); return; }
   $("model-name").textContent = (body.name || "") + " · " + body.task;
   const rows = [["task", body.task], ["target", body.target], ["classes", (body.classes || []).join(", ")],
     ["model", body.model], ["backend", body.backend], ["input", body.preprocessing ? body.preprocessing.image_size + " px" : ""],
@@ -50,6 +51,36 @@ async function loadCard() {
     nodes.push(text("h2", "Metrics · " + split), mt);
   }
   card.replaceChildren(...nodes);
+}
+
+function pipelineCard(body, card) {
+  // a pipeline: every stage with its run and model version, and the findings it reports
+  $("model-name").textContent = body.name + " · pipeline " + body.pipeline_version;
+  const table = document.createElement("table");
+  const head = document.createElement("tr");
+  head.append(text("th", "stage"), text("th", "run"), text("th", "kind"), text("th", "version"));
+  table.append(head);
+  for (const st of body.stages) {
+    const tr = document.createElement("tr");
+    const from = st.input ? " ← " + st.input : (st.gate ? " (gate)" : "");
+    tr.append(text("td", st.name + from), text("td", st.run), text("td", st.kind), text("td", st.version));
+    table.append(tr);
+  }
+  const findings = text("p", "findings: " + body.findings.map((f) => f.name).join(", "), "muted");
+  card.replaceChildren(text("h2", "Pipeline"), table, findings, text("p", "osteon " + body.version.osteon, "muted"));
+}
+
+function pipelineFindings(body) {
+  const images = (body.pipeline && body.pipeline.images) || [];
+  return images.length ? images[0].findings : [];
+}
+
+function pipelineBoxes(body) {
+  // every finding's boxes, and the regions a region stage judged (with that region's probability)
+  return pipelineFindings(body).flatMap((f) => [
+    ...(f.boxes || []).map((b) => ({ xyxy: b.xyxy, label: f.name + ":" + b.label, score: b.score ?? f.probability ?? 1 })),
+    ...(f.regions || []).map((r) => ({ xyxy: r.xyxy, label: f.name, score: r.probability ?? r.score })),
+  ]);
 }
 
 async function upload(file) {
@@ -123,7 +154,16 @@ async function show(body) {
   const c = $("wl-center"), w = $("wl-width");
   c.min = display.low - span / 2; c.max = display.high + span / 2; c.value = state.center;
   w.min = span / 1000; w.max = span * 2; w.value = state.width;
-  state.maskLayer = body.prediction.kind === "mask" ? await maskLayer(body.prediction, display) : null;
+  state.maskLayer = null;
+  if (body.pipeline) {
+    const masked = pipelineFindings(body).find((f) => f.mask && f.mask.png);
+    if (masked) {
+      const pred = { width: body.width, height: body.height, multilabel: false, png: { class_map: masked.mask.png } };
+      state.maskLayer = await maskLayer(pred, display);
+    }
+  } else if (body.prediction.kind === "mask") {
+    state.maskLayer = await maskLayer(body.prediction, display);
+  }
   state.camImage = body.cam && body.cam.png ? await loadImage(body.cam.png) : null;
   draw();
   renderResult(body);
@@ -147,7 +187,9 @@ function draw() {
   $("wl-values").textContent = "C " + fmt(state.center, 1) + " / W " + fmt(state.width, 1);
   const drawn = [];
   const sx = d.width / d.original_width, sy = d.height / d.original_height;
-  const pred = body.prediction;
+  const pred = body.pipeline
+    ? { kind: "boxes", boxes: pipelineBoxes(body) }
+    : body.prediction;
   const overlays = $("show-overlay").checked;
   if (state.maskLayer && overlays) { ctx.drawImage(state.maskLayer, 0, 0, d.width, d.height); drawn.push("mask"); }
   if (state.camImage && $("show-cam").checked) { ctx.drawImage(state.camImage, 0, 0, d.width, d.height); drawn.push("cam"); }
@@ -177,7 +219,30 @@ function probabilityTable(probabilities) {
   return table;
 }
 
+function renderPipeline(body) {
+  const image = (body.pipeline.images || [{}])[0];
+  const nodes = [text("h2", "Findings · " + body.pipeline.pipeline.name), text("p", image.status, "big")];
+  const table = document.createElement("table");
+  for (const f of image.findings || []) {
+    const tr = document.createElement("tr");
+    const shown = f.probability !== null ? fmt(f.probability) : (f.grade ?? (f.value !== null ? fmt(f.value) : ""));
+    const flag = f.positive === true ? "positive" : (f.positive === false ? "negative" : f.status);
+    const extra = (f.boxes || []).length ? f.boxes.length + " box(es)" : (f.mask ? "mask" : "");
+    tr.className = "finding";
+    tr.append(text("td", f.name), text("td", shown), text("td", flag), text("td", extra),
+      text("td", f.run + " " + f.run_version, "muted"));
+    table.append(tr);
+  }
+  nodes.push(table, text("p", body.format.toUpperCase() + " · " + body.width + "×" + body.height + " px", "muted"));
+  const result = $("result");
+  result.replaceChildren(...nodes);
+  result.dataset.kind = "pipeline";
+  result.dataset.summary = body.summary;
+  result.dataset.state = "done";
+}
+
 function renderResult(body) {
+  if (body.pipeline) { renderPipeline(body); return; }
   const pred = body.prediction;
   const result = $("result");
   const nodes = [text("h2", "Prediction")];
