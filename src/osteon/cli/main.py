@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from osteon.cli import data as data_cli
+from osteon.cli import exam as exam_cli
 from osteon.cli import pacs as pacs_cli
 from osteon.cli import pipeline as pipeline_cli
 from osteon.cli.cv import cv_command, ensemble_command
@@ -25,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(exam_cli.app, name="exam")
 app.add_typer(pacs_cli.app, name="pacs")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.command("train")(train_command)

@@ -11,7 +11,10 @@ from osteon.cli._common import handle_errors, show_warnings
 
 
 def report_command(
-    run: Annotated[Path, typer.Argument(help="Run directory, evaluated with `osteon evaluate`.")],
+    run: Annotated[
+        Path,
+        typer.Argument(help="Run directory evaluated with `osteon evaluate`, or an `osteon pipeline evaluate` folder."),
+    ],
     compare: Annotated[
         list[Path] | None, typer.Option(help="Another run evaluated on the same cases (repeatable): paired tests.")
     ] = None,
@@ -34,10 +37,18 @@ def report_command(
     n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples for paired tests and subgroups.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
-    """Write a self-contained HTML study report (and RUN/model_card.md) from a run directory; print its path."""
+    """Write a self-contained HTML study report (and RUN/model_card.md) from a run directory; print its path.
+
+    A folder written by `osteon pipeline evaluate` gets the pipeline report: end-to-end metrics with CIs, the
+    stage attribution of the errors and the model card of every stage (FOLDER/report.html).
+    """
     from osteon.report import write_report
+    from osteon.report.pipeline_report import is_pipeline_folder, write_pipeline_report
 
     with handle_errors(), show_warnings():
+        if is_pipeline_folder(run):
+            typer.echo(str(write_pipeline_report(run, out=out)))
+            return
         path = write_report(
             run,
             out=out,

@@ -28,6 +28,7 @@ class TaskName(StrEnum):
     MULTITASK = "multitask"
     KEYPOINTS = "keypoints"
     SEGMENT3D = "segment3d"
+    SLICES = "slices"
 
 
 class TrainConfig(BaseModel):
@@ -36,7 +37,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
 
     # what to learn
-    task: TaskName = Field(description="classify | grade | regress | detect | segment | keypoints | segment3d")
+    task: TaskName = Field(description="classify | grade | regress | detect | segment | keypoints | segment3d | slices")
     data: str = Field(description="Dataset folder, annotation file or Manifest CSV")
     format: str | None = Field(None, description="Dataset format; detected when not given")
     # dataset adapter options (osteon.data.adapters.DATASET_OPTIONS; also flags of `osteon data ...`)
@@ -65,6 +66,9 @@ class TrainConfig(BaseModel):
     freeze_backbone_epochs: int = Field(0, ge=0, description="Train only the head for this many epochs")
     fusion: str = Field("mean", description="multiview: late fusion of the views: mean | max | concat")
     shared_backbone: bool = Field(True, description="multiview: one backbone for every view (else one per view)")
+    slice_pooling: str = Field(
+        "attention", description="slices: pooling of the slice features: attention | max | mean (MRNet: max)"
+    )
 
     # segmentation / detection
     patch_size: int | None = Field(None, ge=16, description="segment: train on random patches of this size")

@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 
 from osteon.data.transforms import Letterbox, display_plane, load_unit_image, normalize, with_channels
+from osteon.errors import ConfigError
 from osteon.explain.geometry import to_original
 from osteon.explain.methods import CamMethod, compute_cams, parse_method, resolve_layer
-from osteon.explain.targets import CamTarget, cam_adapter_for
+from osteon.explain.targets import VOLUME_EXPLAINERS, CamTarget, cam_adapter_for
 
 if TYPE_CHECKING:
     from osteon.engine.predictor import Predictor
@@ -139,7 +140,14 @@ def explain_targets(
     out_dir: str | Path | None = None,
     covariates: dict[str, Any] | None = None,
 ) -> list[Explanation]:
-    """CAMs of one image for several targets (``targets=["all"]``: every class); see :func:`explain_image`."""
+    """CAMs of one image for several targets (``targets=["all"]``: every class); see :func:`explain_image`.
+
+    Tasks that read volumes (``volume_input``) are explained as slice overlays (:mod:`osteon.explain.volumes`).
+    """
+    if predictor.task.volume_input:
+        if covariates:
+            raise ConfigError("volume tasks take no covariates. Fix: drop the covariates.")
+        return explain_volume(predictor, path, method=method, targets=targets, layer=layer, out_dir=out_dir)
     maps = input_maps(predictor, path, method=method, targets=targets, layer=layer, covariates=covariates)
     background = _original_image(path) if out_dir is not None else None
     out: list[Explanation] = []
@@ -165,6 +173,31 @@ def explain_targets(
             )
         )
     return out
+
+
+def explain_volume(
+    predictor: Predictor,
+    path: str | Path,
+    *,
+    method: str | CamMethod = CamMethod.GRADCAM,
+    targets: Sequence[str] | None = None,
+    layer: str | None = None,
+    out_dir: str | Path | None = None,
+) -> list[Explanation]:
+    """Slice explanations of one volume by the task's registered explainer (:mod:`osteon.explain.volumes`).
+
+    Raises:
+        ConfigError: the task registered no volume explainer, or an option does not apply to volumes.
+    """
+    name = predictor.task.name
+    if name not in VOLUME_EXPLAINERS:
+        raise ConfigError(
+            f"explanations of volumes are not available for task {name!r} (available for: "
+            f"{', '.join(VOLUME_EXPLAINERS.names())}). Fix: register one in osteon.explain.volumes."
+        )
+    return VOLUME_EXPLAINERS.get(name)(
+        predictor, Path(path), method=parse_method(method), targets=targets, layer=layer, out_dir=out_dir
+    )
 
 
 def region_to_original(

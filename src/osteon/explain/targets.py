@@ -68,6 +68,9 @@ class CamAdapter(Protocol):
 
 
 CAM_ADAPTERS: Registry[type] = Registry("CAM adapter")
+#: Slice explanations of volume tasks by task name: ``fn(predictor, path, *, method, targets, layer, out_dir)``
+#: returning Explanations (registered in :mod:`osteon.explain.volumes`).
+VOLUME_EXPLAINERS: Registry[Any] = Registry("volume explainer")
 
 
 def cam_adapter_for(task_name: str) -> CamAdapter:

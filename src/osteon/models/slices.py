@@ -55,14 +55,21 @@ class SliceModel(nn.Module):
             self.attend_w = nn.Linear(hidden, 1)
         self.fc = nn.Linear(self.num_features, num_outputs)
         self.last_weights: torch.Tensor | None = None
+        #: When True (and gradients are on), ``forward`` keeps the backbone's feature maps, chunks of
+        #: ``(B*S, C, h, w)`` still in the graph, in ``feature_maps``, for slice CAMs (:mod:`osteon.explain.volumes`).
+        self.capture_maps = False
+        self.feature_maps: list[torch.Tensor] = []
 
     def slice_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, S, F)`` features of every slice of ``x`` ``(B, S, C, H, W)``."""
         b, s = x.shape[:2]
         flat = x.reshape(b * s, *x.shape[2:])
         parts = []
+        self.feature_maps = []
         for start in range(0, len(flat), self.chunk):
             features = self.backbone.forward_features(flat[start : start + self.chunk])  # type: ignore[operator]
+            if self.capture_maps and features.requires_grad:
+                self.feature_maps.append(features)
             parts.append(self.backbone.forward_head(features, pre_logits=True))  # type: ignore[operator]
         return torch.cat(parts).reshape(b, s, -1)
 

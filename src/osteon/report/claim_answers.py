@@ -103,14 +103,15 @@ def claim_facts(data: RunData, found: Findings) -> ReportFacts:
     facts.set(20, answer, "manifest.csv")
     facts.set(
         21,
-        f"{flow.evaluated.get(key, flow.splits['test'])} test images; no power calculation is recorded in the run.",
+        f"{flow.evaluated.get(key, flow.splits['test'])} test {data.kind.evaluated_unit(data)}; "
+        "no power calculation is recorded in the run.",
         f"metrics.json › {key}",
         partial=True,
     )
     facts.set(
         22,
         f"{model_description(data)}; {data.n_parameters} parameters; input 1×{prep.get('image_size')}×"
-        f"{prep.get('image_size')}; {len(task.get('class_names', [])) or 1} outputs; "
+        f"{prep.get('image_size')}; {data.kind.outputs_text(data)}; "
         "global average pooling and a linear head"
         + (f" fused with covariates {cfg['covariates']}" if cfg.get("covariates") else "")
         + ".",
@@ -134,7 +135,7 @@ def claim_facts(data: RunData, found: Findings) -> ReportFacts:
         "training.json, checkpoints/best.ckpt",
     )
     facts.set(27, *claim_ensemble_answer(data))  # ensembles and cross-validation folds (report/crossval.py)
-    metric_names = [k for k, v in result.items() if isinstance(v, dict) and {"estimate", "low", "high"} <= set(v)]
+    metric_names = data.kind.claim_metrics(result)  # multi-task: per target
     facts.set(
         28,
         f"{', '.join(metric_names)} on the {key} split; no comparison with published models.",
@@ -211,7 +212,7 @@ def claim_facts(data: RunData, found: Findings) -> ReportFacts:
     )
     facts.set(
         38,
-        "Estimates with 95% CIs" + (", ROC curve with its CI band." if "auc" in result else "."),
+        "Estimates with 95% CIs" + (", ROC curve with its CI band." if data.kind.has_roc(result) else "."),
         f"metrics.json › {key}",
     )
     facts.set(
@@ -238,11 +239,11 @@ def _internal_testing(data: RunData, key: str) -> str:
         name, direction = data.monitor()
         best = float(data.log["val/score"].max())  # val/score is logged higher-is-better (−MAE for MAE)
         parts.append(f"best validation {name} {fmt(best if direction == 'max' else -best)}")
-    headline = next((k for k in ("auc", "macro_auc", "qwk", "mae") if isinstance(result.get(k), dict)), None)
-    if headline:
-        parts.append(f"test {headline} {fmt(result[headline])}")
-    if "val" in data.metrics and headline and isinstance(data.metrics["val"].get(headline), dict):
-        parts.append(f"validation {headline} {fmt(data.metrics['val'][headline])}")
+    val = dict(data.kind.headline_metrics(data.metrics["val"])) if "val" in data.metrics else {}
+    for headline, value in data.kind.headline_metrics(result):  # multi-task: one per target
+        parts.append(f"test {headline} {fmt(value)}")
+        if isinstance(val.get(headline), dict):
+            parts.append(f"validation {headline} {fmt(val[headline])}")
     return "; ".join(parts) + "."
 
 

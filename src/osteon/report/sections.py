@@ -215,7 +215,7 @@ def result_section(data: RunData, key: str, *, readers: Sequence[dict[str, Any]]
     result = data.metrics[key]
     section = ResultSection(key, evaluation_title(data, key))
     counts = [
-        ("images evaluated", result.get("n_images", result.get("n"))),
+        (f"{data.kind.evaluated_unit(data)} evaluated", result.get("n_images", result.get("n"))),
         ("patients", result.get("n_patients")),
         ("unreadable (left out)", result.get("n_unreadable")),
         ("without reference (left out)", result.get("n_unlabelled")),
@@ -227,6 +227,7 @@ def result_section(data: RunData, key: str, *, readers: Sequence[dict[str, Any]]
     )
     shown = [(k, v) for k, v in counts if v is not None and not (k == "patients" and not v)]
     section.tables.append(key_value_table("Evaluated set", shown, note=note))
+    section.tables += data.kind.result_tables(data, key, result)  # per-target tables, unit of analysis ...
     if isinstance(result.get("operating_point"), dict):
         point = result["operating_point"]
         section.tables.append(

@@ -99,6 +99,8 @@ class ReportKind:
     monitor_direction: ClassVar[str] = "max"
     categorical_truth: ClassVar[bool] = False
     numeric_truth: ClassVar[bool] = False
+    #: metrics.json keys tried in order for the headline metric of an evaluation (the first present wins).
+    headline_keys: ClassVar[tuple[str, ...]] = ("auc", "macro_auc", "qwk", "mae")
 
     # -- helpers on the run -----------------------------------------------------------------------
     @staticmethod
@@ -191,6 +193,32 @@ class ReportKind:
         raise ConfigError(
             f"Reader comparison is not available for task {data.task!r}. Fix: omit --readers for this run."
         )
+
+    # -- results ----------------------------------------------------------------------------------
+    def evaluated_unit(self, data: RunData) -> str:
+        """What one prediction of an evaluation is (``images``; study models: ``studies`` ...)."""
+        return "images"
+
+    def result_tables(self, data: RunData, key: str, result: dict[str, Any]) -> list[Table]:
+        """Task tables shown first in an evaluation's results (per-target tables, the unit of analysis ...)."""
+        return []
+
+    def headline_metrics(self, result: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(name, interval)`` of the headline metrics of one evaluation (CLAIM items 32 and 38)."""
+        key = next((k for k in self.headline_keys if isinstance(result.get(k), dict)), None)
+        return [(key, result[key])] if key else []
+
+    def claim_metrics(self, result: dict[str, Any]) -> list[str]:
+        """Names of the metrics reported with CIs in one evaluation (CLAIM item 28)."""
+        return [k for k, v in result.items() if isinstance(v, dict) and {"estimate", "low", "high"} <= set(v)]
+
+    def outputs_text(self, data: RunData) -> str:
+        """The model's outputs for CLAIM item 22 (``2 outputs``; multi-task: one head per target ...)."""
+        return f"{len(data.task_state.get('class_names', [])) or 1} outputs"
+
+    def has_roc(self, result: dict[str, Any]) -> bool:
+        """The results show a ROC curve with its CI band (CLAIM item 38)."""
+        return "auc" in result
 
     # -- figures ----------------------------------------------------------------------------------
     def result_figures(self, data: RunData, key: str, rows: pd.DataFrame) -> list[tuple[str, plt.Figure, str]]:

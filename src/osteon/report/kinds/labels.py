@@ -168,6 +168,7 @@ class GradeKind(LabelKind):
     name: ClassVar[str] = "grade"
     monitor_name: ClassVar[str] = "quadratic weighted kappa"
     ordinal: ClassVar[bool] = True
+    headline_keys: ClassVar[tuple[str, ...]] = ("qwk", "macro_auc")
 
 
 def _indices(values: pd.Series, names: list[str]) -> np.ndarray:
