@@ -8,19 +8,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from osteon.errors import ConfigError
-from osteon.explain.dense_targets import bottleneck_layer
+from osteon.explain.dense_targets import SegmentationCamAdapter
 from osteon.explain.geometry import to_original
-from osteon.explain.targets import ALL, CAM_ADAPTERS, CamTarget, _BoundCovariates
+from osteon.explain.targets import ALL, CAM_ADAPTERS, CamTarget
 
 if TYPE_CHECKING:
     from osteon.engine.predictor import Predictor
@@ -120,18 +119,9 @@ class _PeakLogit:
 
 
 @CAM_ADAPTERS.register("keypoints")
-class KeypointsCamAdapter:
-    """One target per landmark: its logit at the predicted peak; default layer: the network's bottleneck."""
-
-    def cam_model(self, model: nn.Module, covariates: torch.Tensor | None) -> nn.Module:
-        return _BoundCovariates(model, None)
-
-    def reshape_transform(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        return None
-
-    def default_layer(self, model: nn.Module, x: torch.Tensor) -> str:
-        preferred = str(getattr(model, "feature_layer", "") or "")
-        return bottleneck_layer(model, x, within=preferred if preferred not in ("", "net") else "")
+class KeypointsCamAdapter(SegmentationCamAdapter):
+    """One target per landmark: its logit at the predicted peak. Model and default layer (the network's
+    bottleneck) as for segmentation, whose dense outputs these heat maps share."""
 
     def targets(self, task: Any, output: torch.Tensor, requested: Sequence[str] | None) -> list[CamTarget]:
         names = list(task.state.class_names)

@@ -131,6 +131,40 @@ def _measurements(prediction: Any) -> tuple[list[Any], list[Any]]:
     return evaluations, measurements
 
 
+def box_region_group(
+    ds: Any,
+    box: Sequence[float],
+    *,
+    identifier: str,
+    finding: Any,
+    algorithm: Any,
+    score: float | None,
+    score_code: Any,
+) -> Any:
+    """One SR planar-region group: an ``[x1, y1, x2, y2]`` box (original pixels) on its source image, with a score."""
+    import highdicom as hd
+    from pydicom.uid import generate_uid
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    polyline = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=float)
+    measurements = (
+        [hd.sr.Measurement(name=score_code, value=float(score), unit=_unit("1", "no units"))]
+        if score is not None
+        else None
+    )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=identifier),
+        referenced_region=hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=polyline,
+            source_image=hd.sr.SourceImageForRegion.from_source_image(ds),
+        ),
+        finding_type=finding,
+        algorithm_id=algorithm,
+        measurements=measurements,
+    )
+
+
 def _boxes(prediction: Any) -> list[tuple[np.ndarray, str, float]]:
     from osteon.tasks.predictions import BoxPrediction
 
@@ -168,25 +202,15 @@ def structured_report(
             )
         )
         for k, (box, label, score) in enumerate(_boxes(prediction)):
-            x1, y1, x2, y2 = box
-            polyline = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=float)
             groups.append(
-                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=hd.sr.TrackingIdentifier(
-                        uid=generate_uid(), identifier=f"image {index + 1} box {k + 1}"
-                    ),
-                    referenced_region=hd.sr.ImageRegion(
-                        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                        graphic_data=polyline,
-                        source_image=hd.sr.SourceImageForRegion.from_source_image(ds),
-                    ),
-                    finding_type=_code(label),
-                    algorithm_id=algorithm,
-                    measurements=[
-                        hd.sr.Measurement(
-                            name=_code("score", "Detection score"), value=score, unit=_unit("1", "no units")
-                        )
-                    ],
+                box_region_group(
+                    ds,
+                    box,
+                    identifier=f"image {index + 1} box {k + 1}",
+                    finding=_code(label),
+                    algorithm=algorithm,
+                    score=score,
+                    score_code=_code("score", "Detection score"),
                 )
             )
     observer = hd.sr.ObserverContext(

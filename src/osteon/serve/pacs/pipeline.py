@@ -100,29 +100,15 @@ def pipeline_report(sources: Sequence[Any], document: dict[str, Any]) -> Any:
             boxes = [("box", b, b.get("score"), "Detection score") for b in finding.get("boxes") or []]
             boxes += [("region", r, r.get("probability"), "Region probability") for r in finding.get("regions") or []]
             for k, (what, box, score, meaning) in enumerate(boxes):
-                x1, y1, x2, y2 = (float(v) for v in box["xyxy"])
-                polyline = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=float)
                 groups.append(
-                    hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                        tracking_identifier=hd.sr.TrackingIdentifier(
-                            uid=generate_uid(), identifier=f"image {index + 1} {finding['name']} {what} {k + 1}"
-                        ),
-                        referenced_region=hd.sr.ImageRegion(
-                            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                            graphic_data=polyline,
-                            source_image=hd.sr.SourceImageForRegion.from_source_image(ds),
-                        ),
-                        finding_type=dicom_out._code(finding["name"], f"Osteon finding {finding['name']}"),
-                        algorithm_id=algorithm(finding["run"]),
-                        measurements=[
-                            hd.sr.Measurement(
-                                name=dicom_out._code(what, meaning),
-                                value=float(score),
-                                unit=dicom_out._unit("1", "no units"),
-                            )
-                        ]
-                        if score is not None
-                        else None,
+                    dicom_out.box_region_group(
+                        ds,
+                        box["xyxy"],
+                        identifier=f"image {index + 1} {finding['name']} {what} {k + 1}",
+                        finding=dicom_out._code(finding["name"], f"Osteon finding {finding['name']}"),
+                        algorithm=algorithm(finding["run"]),
+                        score=score,
+                        score_code=dicom_out._code(what, meaning),
                     )
                 )
     observer = hd.sr.ObserverContext(
