@@ -190,3 +190,35 @@ def test_unknown_run_directory_is_named(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(PIPELINE))
     with pytest.raises(PipelineError, match=r"run 'crops' has no model at .*Fix: train it"):
         Pipeline.from_file(tmp_path / "p.yaml")
+
+
+def test_a_learned_combine_is_fitted_on_val_then_used(trained: Path) -> None:
+    from osteon.data.manifest import Manifest
+    from osteon.pipelines.learned_combine import load_learned_combine
+    from osteon.pipelines.runner import Pipeline
+
+    spec = yaml.safe_load((trained / "cascade.yaml").read_text())
+    spec["name"], spec["stages"] = "phantom-learned", spec["stages"][1:]  # no gate: every image reaches the crops
+    spec["stages"][1]["combine"] = "learned"
+    spec["findings"] = spec["findings"][:1]
+    (trained / "learned.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(PipelineError, match=r"none was fitted.*osteon pipeline train"):
+        Pipeline.from_file(trained / "learned.yaml")
+    data = pd.read_csv(trained / "data" / "manifest.csv")
+    data["split"] = data["split"].replace({"test": "val"})  # more validation images to fit five weights on
+    data.to_csv(trained / "data" / "manifest_val.csv", index=False)
+    result = runner.invoke(
+        app, ["pipeline", "train", str(trained / "learned.yaml"), str(trained / "data/manifest_val.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "classify: learned combine rule fitted on" in result.output and "Nothing to train" in result.output
+    rule = load_learned_combine(trained / "runs" / "crops", "phantom-learned", "classify")
+    assert rule is not None and rule.n_images == int((data["split"] == "val").sum())
+    pipeline = Pipeline.from_file(trained / "learned.yaml")
+    out = pipeline.run(Manifest.load(trained / "data" / "manifest.csv"))
+    crops = out.stages["classify"]
+    row = int(crops["row"].iat[0])
+    part = crops[crops["row"] == row]
+    expected = rule(part["prob_fractured"].to_numpy(float), part["region_score"].to_numpy(float))
+    found = out.findings.query("finding == 'fracture' and row == @row")["probability"].iat[0]
+    assert found == pytest.approx(expected)

@@ -179,3 +179,29 @@ def test_study_level_findings_and_json_schema(result: PipelineResult, tmp_path: 
     paths = result.save(tmp_path / "out")
     assert json.loads(paths["result"].read_text()) == json.loads(text)
     assert len(pd.read_csv(paths["findings"])) == 2 * len(CASES)
+
+
+def test_a_learned_rule_combines_the_regions_of_its_stage(result: PipelineResult) -> None:
+    from osteon.pipelines.learned_combine import LearnedCombine
+
+    spec, runs = result.pipeline.spec, result.pipeline.runs
+    spec.stage("classify").combine = "learned"
+    rule = LearnedCombine(coef=(0.0, 1.0, 0.0, 3.0, 1.0), intercept=-2.0, n_images=10, n_positive=5)
+    pipeline = Pipeline(spec, runs, learned={"classify": rule})
+    outputs = {
+        name: StageOutput(table, ran_on=np.unique(table["row"]) if len(table) else np.zeros(0, int))
+        for name, table in result.stages.items()
+    }
+    again = PipelineResult.build(pipeline, result.manifest, outputs, result.gates)
+    found = again.findings.query("finding == 'fracture' and image == 'found.png'").iloc[0]
+    assert found["probability"] == pytest.approx(rule(np.array([0.9, 0.1]), np.array([0.8, 0.3])))
+    missed = again.findings.query("finding == 'fracture' and image == 'missed.png'").iloc[0]
+    assert missed["status"] == "no_region" and missed["probability"] == 0.0  # no regions: the empty score
+
+
+def test_images_without_patient_ids_are_their_own_bootstrap_units(result: PipelineResult) -> None:
+    result.manifest.frame["patient_id"] = pd.Series([pd.NA] * len(CASES), dtype="string")
+    scores = evaluate_result(result, n_resamples=50)["fracture"]
+    assert scores["image"]["n"] == 7 and scores["image"]["bootstrap"]["n_units"] == 7
+    result.manifest.frame.loc[0, "patient_id"] = "P1"  # some ids: the others are units of their own
+    assert evaluate_result(result, n_resamples=50)["fracture"]["image"]["n"] == 7

@@ -99,3 +99,31 @@ def test_trains_and_reports_every_target_with_cis(phantoms: Path, tmp_path: Path
     assert result["weights"] == {"fractured": 1.0, "kl_grade": 0.5, "target": 1.0}
     prediction = Predictor.from_run(run.path).predict_image(Manifest.load(phantoms).paths()[0])
     assert prediction.class_names == ("0", "1")  # a single file: the first target's prediction
+
+
+def test_every_target_gets_its_own_cam(phantoms: Path, tmp_path: Path) -> None:
+    from osteon.engine import Predictor, train
+    from osteon.explain import explain_targets
+
+    run = train(
+        task="multitask", data=str(phantoms), target="fractured,kl_grade:0.5,target", model="tiny_cnn", epochs=1,
+        image_size=32, batch_size=8, out=str(tmp_path / "run"), progress=False,
+    )  # fmt: skip
+    predictor = Predictor.from_run(run.path)
+    image = Manifest.load(phantoms).paths()[0]
+    maps = explain_targets(predictor, image, out_dir=tmp_path / "cams")
+    assert [m.target.split(": ")[0] for m in maps] == ["fractured", "kl_grade", "target"]
+    assert maps[2].target == "target: value" and all(m.map.shape == maps[0].map.shape for m in maps)
+    assert len(list((tmp_path / "cams").glob("*_fractured_*.png"))) == 1
+    (grade,) = explain_targets(predictor, image, targets=["kl_grade:2"])
+    assert grade.target == "kl_grade: 2"
+    assert len(explain_targets(predictor, image, targets=["all"])) == 2 + 5 + 1
+    with pytest.raises(ConfigError, match="'age' is not a target of this multi-task model"):
+        explain_targets(predictor, image, targets=["age"])
+
+
+def test_a_head_target_reads_its_own_slice_of_the_output() -> None:
+    from osteon.explain.multitask_targets import _HeadTarget
+
+    output = torch.arange(7.0)
+    assert _HeadTarget(lambda out: out[..., 1], slice(2, 6))(output).item() == 3.0

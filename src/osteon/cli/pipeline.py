@@ -128,6 +128,25 @@ def train_command(
             console.print(f"{name}: trained → {path}")
         if not trained:
             console.print("Nothing to train: every stage with a train: block already has its run.")
+        _print_learned_rules(pipeline)
+
+
+def _print_learned_rules(path: Path) -> None:
+    from osteon.pipelines.learned_combine import load_learned_combine
+    from osteon.pipelines.schema import load_pipeline
+
+    spec = load_pipeline(path)
+    for stage in spec.stages:
+        rule = (
+            load_learned_combine(spec.run_path(stage.run), spec.name, stage.name)
+            if stage.combine == "learned"
+            else None
+        )
+        if rule is not None:
+            console.print(
+                f"{stage.name}: learned combine rule fitted on {rule.n_images} {rule.fitted_on} images "
+                f"({rule.n_positive} positive)"
+            )
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

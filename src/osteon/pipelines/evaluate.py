@@ -182,7 +182,7 @@ def evaluate_result(
                 f"among the scored ones (got {len(table)} images)."
             )
         scores = table["probability"].astype(float).fillna(_empty_score(result, finding)).to_numpy()
-        groups = frame["patient_id"].iloc[table["row"]].to_numpy() if "patient_id" in frame else None
+        groups = _patient_groups(frame, table["row"].to_numpy())
         threshold = float(result.findings.loc[result.findings["finding"] == finding.name, "threshold"].iat[0])
         report = metrics.binary_report(
             table["truth"].to_numpy(int), scores, threshold=threshold, groups=groups, n_resamples=n_resamples, seed=seed
@@ -201,6 +201,14 @@ def evaluate_result(
             "n_unreadable": int((result.findings.query("finding == @finding.name")["status"] == "error").sum()),
         }
     return out
+
+
+def _patient_groups(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """Bootstrap units: the patient of each row; an image without a patient id is a unit of its own (FracAtlas)."""
+    if "patient_id" not in frame or frame["patient_id"].isna().all():
+        return None
+    patients = frame["patient_id"].astype("string")
+    return patients.fillna("image:" + frame["image"].astype(str)).iloc[rows].to_numpy()
 
 
 def _empty_score(result: PipelineResult, finding: FindingSpec) -> float:

@@ -156,7 +156,12 @@ class PipelineResult:
                     entry["n_regions"] = len(idx)
                     if idx:
                         status = "ok"
-                        probability = combine(prob[idx], stage.combine, threshold=threshold)
+                        rule = pipeline.learned.get(stage.name) if stage.combine == "learned" else None
+                        if rule is not None:
+                            probability = rule(prob[idx], table["region_score"].to_numpy(np.float64)[idx])
+                        else:  # a learned stage being fitted combines by max meanwhile
+                            how = "max" if stage.combine == "learned" else stage.combine
+                            probability = combine(prob[idx], how, threshold=threshold)
                         regions = [
                             {
                                 "xyxy": [int(table[c].iat[i]) for c in ("x1", "y1", "x2", "y2")],

@@ -19,6 +19,8 @@ import pandas as pd
 
 from osteon.data.manifest import Manifest
 from osteon.pipelines.geometry import Region, crop_window, cut, mask_components, tiles_along
+from osteon.pipelines.learned_combine import FILE as LEARNED_FILE
+from osteon.pipelines.learned_combine import LearnedCombine, load_learned_combine
 from osteon.pipelines.schema import PipelineError, PipelineSpec, StageSpec, check_outputs, load_pipeline, model_version
 
 if TYPE_CHECKING:
@@ -114,10 +116,19 @@ class Pipeline:
         >>> result.to_json()["studies"][0]["findings"][0]["probability"]  # doctest: +SKIP
     """
 
-    def __init__(self, spec: PipelineSpec, runs: dict[str, LoadedRun], *, source: str = "pipeline") -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        runs: dict[str, LoadedRun],
+        *,
+        source: str = "pipeline",
+        learned: dict[str, LearnedCombine] | None = None,
+    ) -> None:
         self.spec = spec
         self.runs = runs
         self.source = source
+        #: Fitted ``combine: learned`` rules by stage; a learned stage without one combines by ``max`` (fitting).
+        self.learned = dict(learned or {})
         check_outputs(spec, {k: (r.kind, r.classes) for k, r in runs.items()}, source=source)
 
     @classmethod
@@ -125,7 +136,8 @@ class Pipeline:
         return cls.from_spec(load_pipeline(path), source=str(path))
 
     @classmethod
-    def from_spec(cls, spec: PipelineSpec, *, source: str = "pipeline") -> Pipeline:
+    def from_spec(cls, spec: PipelineSpec, *, source: str = "pipeline", fitting: bool = False) -> Pipeline:
+        """Load every run of ``spec``; ``fitting``: a ``combine: learned`` stage may lack its fitted rule."""
         runs = {}
         for key in sorted({s.run for s in spec.stages}):
             path = spec.run_path(key)
@@ -142,7 +154,20 @@ class Pipeline:
                     f"saved with {saved}; its results would differ. Fix: point runs: at the saved model, or delete "
                     "the versions: entry to accept the new one."
                 )
-        return cls(spec, runs, source=source)
+        learned = {}
+        for stage in spec.stages:
+            if stage.combine != "learned":
+                continue
+            rule = load_learned_combine(spec.run_path(stage.run), spec.name, stage.name)
+            if rule is None and not fitting:
+                raise PipelineError(
+                    f"{source}: stage {stage.name!r} combines its regions with a learned rule, but none was fitted "
+                    f"({spec.run_path(stage.run) / LEARNED_FILE} has no {spec.name}/{stage.name}). Fix: run "
+                    "osteon pipeline train PIPELINE DATA (it fits the rule on the val split), or use combine: max."
+                )
+            if rule is not None:
+                learned[stage.name] = rule
+        return cls(spec, runs, source=source, learned=learned)
 
     def stage_run(self, stage: str | StageSpec) -> LoadedRun:
         spec = self.spec.stage(stage) if isinstance(stage, str) else stage

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from osteon.errors import ConfigError
 
 Combine = Literal["max", "mean", "any"]
+#: Regions → image may also be ``learned`` (:mod:`osteon.pipelines.learned_combine`, fitted on validation).
+RegionCombine = Literal["max", "mean", "any", "learned"]
 #: The kinds of output a stage can have (from the run's Task ``prediction_type``).
 OUTPUT_KINDS = ("class", "grade", "value", "boxes", "mask")
 
@@ -102,7 +104,9 @@ class StageSpec(_Strict):
     run: str = Field(description="Key of `runs:`")
     input: InputSpec | None = None
     gate: GateSpec | None = None
-    combine: Combine = Field("max", description="Regions → image: max, mean or any (≥ threshold) of the score")
+    combine: RegionCombine = Field(
+        "max", description="Regions → image: max, mean, any (≥ threshold) of the score, or learned (fitted on val)"
+    )
     empty_score: float = Field(0.0, ge=0, le=1, description="Score of an image with no region")
     train: StageTrainSpec | None = None
 
@@ -150,6 +154,11 @@ class PipelineSpec(_Strict):
                 )
             if stage.gate is not None and stage.input is not None:
                 raise ValueError(f"stage {stage.name!r}: a gate judges whole images; remove input: or gate:")
+            if stage.combine == "learned" and stage.input is None:
+                raise ValueError(
+                    f"stage {stage.name!r}: combine: learned weighs the regions of a region stage; a whole-image "
+                    "stage has one score. Fix: remove combine: or give the stage an input: with crop:/tile:"
+                )
         for finding in self.findings:
             if finding.stage not in names:
                 raise ValueError(

@@ -19,6 +19,13 @@ import pandas as pd
 
 from osteon.data.manifest import Manifest
 from osteon.pipelines.geometry import Region, crop_window, cut, mask_components, overlaps, tiles_along
+from osteon.pipelines.learned_combine import (
+    LearnedCombine,
+    fit_learned_combine,
+    load_learned_combine,
+    region_features,
+    save_learned_combine,
+)
 from osteon.pipelines.schema import PipelineError, PipelineSpec, StageSpec, load_pipeline
 
 CARRIED = ("patient_id", "study_id", "split", "view", "laterality", "body_part")
@@ -220,4 +227,50 @@ def train_pipeline(
             json.dumps({"pipeline": spec.name, "stage": name, "crops_from": stage.train.crops_from}, indent=1)
         )
         trained[name] = run_dir
+    learned = [s for s in spec.stages if s.combine == "learned" and (stages is None or s.name in stages)]
+    fit_learned_rules(spec, manifest, learned, refit=retrain or any(s.name in trained for s in learned))
     return trained
+
+
+def fit_learned_rules(
+    spec: PipelineSpec, manifest: Manifest, stages: list[StageSpec], *, refit: bool = False, batch_size: int = 32
+) -> dict[str, LearnedCombine]:
+    """Fit the ``combine: learned`` rule of each of ``stages`` (missing ones, or all with ``refit``) on the ``val``
+    split of ``manifest`` run through the whole pipeline, and save it beside the stage's run."""
+    from osteon.pipelines.evaluate import truth_of
+    from osteon.pipelines.results import row_scores
+    from osteon.pipelines.runner import Pipeline
+    from osteon.pipelines.schema import FindingSpec
+
+    todo = [s for s in stages if refit or load_learned_combine(spec.run_path(s.run), spec.name, s.name) is None]
+    if not todo:
+        return {}
+    if "split" not in manifest.frame or not (manifest.frame["split"] == "val").any():
+        raise PipelineError(
+            f"stages {', '.join(s.name for s in todo)} combine with a learned rule, fitted on validation images, but "
+            f"{manifest.name} has no val split. Fix: give the data a split column (osteon data split) so that the "
+            "rule is fitted on images no stage trained on, or use combine: max."
+        )
+    val = manifest.split("val")
+    pipeline = Pipeline.from_spec(spec, fitting=True)
+    result = pipeline.run(val, batch_size=batch_size)
+    fitted: dict[str, LearnedCombine] = {}
+    for stage in todo:
+        run = pipeline.stage_run(stage)
+        finding = next((f for f in spec.effective_findings() if f.stage == stage.name and f.truth), None)
+        if finding is None:
+            label = stage.train.label if stage.train is not None else "label"
+            finding = FindingSpec(name=stage.name, stage=stage.name, truth=label)
+        cls = finding.class_ or run.positive_class
+        truth = truth_of(val.frame, finding, cls)
+        table = result.stages[stage.name]
+        prob = row_scores(run, table, cls)[0] if len(table) else np.zeros(0)
+        scores = table["region_score"].to_numpy(np.float64) if len(table) else np.zeros(0)
+        groups = list(table.groupby("row").indices.items()) if len(table) else []
+        features = np.array([region_features(prob[idx], scores[idx]) for _, idx in groups]).reshape(-1, 5)
+        labels = np.array([truth[int(row)] for row, _ in groups], dtype=np.float64)
+        keep = np.isfinite(labels)
+        rule = fit_learned_combine(features[keep], labels[keep].astype(int))
+        save_learned_combine(spec.run_path(stage.run), spec.name, stage.name, rule)
+        fitted[stage.name] = rule
+    return fitted
