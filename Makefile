@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,yolo,onnx,serve,browser-tests,pacs,distributed,docs]'
+	$(BIN)/pip install --quiet -e '.[dev,yolo,onnx,serve,browser-tests,pacs,distributed,docs,pretrain]'
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)

@@ -14,6 +14,8 @@ from osteon.cli.explain import explain_command
 from osteon.cli.export import export_command
 from osteon.cli.plan import plan_command
 from osteon.cli.predict import predict_command
+from osteon.cli.pretrain import pretrain_command
+from osteon.cli.probe import probe_command
 from osteon.cli.report import report_command
 from osteon.cli.serve import serve_command
 from osteon.cli.train import train_command
@@ -30,6 +32,7 @@ app.add_typer(exam_cli.app, name="exam")
 app.add_typer(pacs_cli.app, name="pacs")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.command("train")(train_command)
+app.command("pretrain")(pretrain_command)
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("explain")(explain_command)
@@ -39,6 +42,7 @@ app.command("ensemble")(ensemble_command)
 app.command("plan")(plan_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
+app.command("probe")(probe_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

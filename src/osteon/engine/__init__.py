@@ -19,11 +19,17 @@ if TYPE_CHECKING:
     from osteon.engine.evaluate import evaluate
     from osteon.engine.fit import train
     from osteon.engine.predictor import Predictor
+    from osteon.engine.pretrain import pretrain
 
 #: Public name → the module that defines it (imported when the name is first used).
-_LAZY = {"train": "osteon.engine.fit", "evaluate": "osteon.engine.evaluate", "Predictor": "osteon.engine.predictor"}
+_LAZY = {
+    "train": "osteon.engine.fit",
+    "evaluate": "osteon.engine.evaluate",
+    "Predictor": "osteon.engine.predictor",
+    "pretrain": "osteon.engine.pretrain",
+}
 
-__all__ = ["Predictor", "RunDir", "TaskName", "TrainConfig", "evaluate", "train"]
+__all__ = ["Predictor", "RunDir", "TaskName", "TrainConfig", "evaluate", "pretrain", "train"]
 
 
 def __getattr__(name: str) -> Any:

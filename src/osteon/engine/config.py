@@ -29,6 +29,7 @@ class TaskName(StrEnum):
     KEYPOINTS = "keypoints"
     SEGMENT3D = "segment3d"
     SLICES = "slices"
+    TILED = "tiled"
 
 
 class TrainConfig(BaseModel):
@@ -37,7 +38,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
 
     # what to learn
-    task: TaskName = Field(description="classify | grade | regress | detect | segment | keypoints | segment3d | slices")
+    task: TaskName = Field(
+        description="classify | grade | regress | detect | segment | keypoints | segment3d | slices | tiled"
+    )
     data: str = Field(description="Dataset folder, annotation file or Manifest CSV")
     format: str | None = Field(None, description="Dataset format; detected when not given")
     # dataset adapter options (osteon.data.adapters.DATASET_OPTIONS; also flags of `osteon data ...`)
@@ -57,7 +60,9 @@ class TrainConfig(BaseModel):
     # model
     model: str = Field("resnet18", description="Registered model name, or timm:<name>")
     encoder: str | None = Field(None, description="segment/detect: backbone of the model (e.g. resnet18)")
-    pretrained: str | None = Field(None, description="Local weights file, or 'hub' (needs internet)")
+    pretrained: str | None = Field(
+        None, description="Run of `osteon pretrain` (or its backbone.pt), a local weights file, or 'hub' (internet)"
+    )
     image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels")
     channels: str = Field("auto", description="auto | grey | rgb: input colour (auto: rgb when train images are)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -69,6 +74,15 @@ class TrainConfig(BaseModel):
     slice_pooling: str = Field(
         "attention", description="slices: pooling of the slice features: attention | max | mean (MRNet: max)"
     )
+    # tiled: full-resolution classification from a bag of tiles (osteon.tasks.tiled)
+    tile_size: int = Field(256, ge=16, le=2048, description="tiled: tile side in pixels, at the tile scale")
+    tile_scale: float = Field(1.0, gt=0, le=1, description="tiled: tile resolution as a fraction of the native one")
+    tile_max_side: int | None = Field(
+        None, ge=16, description="tiled: longest side of an image at the tile scale (larger ones are downsized)"
+    )
+    max_tiles: int = Field(16, ge=1, le=4096, description="tiled: most tiles per image and step (most foreground)")
+    tile_pooling: str = Field("attention", description="tiled: pooling of the tile features: attention | max | mean")
+    tile_context: bool = Field(False, description="tiled: add the whole image, at tile size, as one more instance")
 
     # segmentation / detection
     patch_size: int | None = Field(None, ge=16, description="segment: train on random patches of this size")

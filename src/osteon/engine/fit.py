@@ -113,7 +113,8 @@ def _fit(
         warnings.warn(f"{len(excluded)} images left out of training; see {run.excluded}.", stacklevel=2)
     train_targets = _train_targets(datasets["train"])
     class_weights = task.class_weights(train_targets) if train_targets is not None else None
-    model = task.build_model(model=cfg.model, pretrained=cfg.pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout)
+    pretrained = cfg.pretrained if ckpt_path is None else None  # a resumed run's checkpoint holds every weight
+    model = task.build_model(model=cfg.model, pretrained=pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout)
     module = TaskModule(task, model, cfg, class_weights=class_weights)
     trainer, best = build_trainer(cfg, run, callbacks=callbacks, progress=progress)
     loaders = _loaders(datasets, task, cfg, class_weights)

@@ -331,7 +331,10 @@ def _classify_like(fp: dict[str, Any], where: str, *, ordinal: bool = False, cla
     cfg["epochs"] = _epochs(n_train, cfg["batch_size"], where)
     why["epochs"] = f"about {TARGET_STEPS[where]} optimiser steps on ~{n_train} training images ({where})"
     cfg["pretrained"] = None
-    why["pretrained"] = "pass --pretrained hub (or a local file) where the machine can download weights: it helps"
+    why["pretrained"] = (
+        "pass --pretrained hub (or a local file) where the machine can download weights, or the run of "
+        "`osteon pretrain` on your unlabelled images (check it first with `osteon probe`): it helps"
+    )
     return {"config": cfg, "reasons": why, "warnings": warn}
 
 

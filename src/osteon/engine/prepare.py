@@ -145,6 +145,7 @@ class PreparedRun:
     preprocessing: Preprocessing
     covariates: CovariateEncoder
     channels_reason: str = ""  # why the input is grey or RGB (osteon.data.channels)
+    pretrained: dict[str, Any] | None = None  # provenance of a self-supervised backbone (osteon.models.pretrained)
 
     def state_record(self) -> dict[str, Any]:
         """The content of ``state.json``."""
@@ -157,6 +158,8 @@ class PreparedRun:
         }
         if self.channels_reason:
             record["input_channels"] = {"channels": self.preprocessing.channels, "reason": self.channels_reason}
+        if self.pretrained:
+            record["pretrained"] = self.pretrained
         return record
 
 
@@ -183,7 +186,23 @@ def prepare(cfg: TrainConfig) -> PreparedRun:
     if channels.channels != 1:  # grey runs keep the state they always had
         state.extra.update(in_chans=channels.channels, channels_reason=channels.reason)
     prep = Preprocessing(image_size=cfg.image_size, channels=channels.channels, volume=task_cls.volume_input)
-    return PreparedRun(cfg, manifest, state, decision, prep, encoder, channels.reason)
+    pretrained = _pretrained_record(task_cls(state), cfg, encoder.dim)
+    return PreparedRun(cfg, manifest, state, decision, prep, encoder, channels.reason, pretrained)
+
+
+def _pretrained_record(task: Any, cfg: TrainConfig, covariate_dim: int) -> dict[str, Any] | None:
+    """Provenance of the backbone file ``--pretrained`` names (``None`` for none, 'hub' or a plain weights file).
+
+    The model is built once here, so a backbone of another architecture or channel count is refused before the
+    run directory is made.
+    """
+    from osteon.models.pretrained import backbone_source
+
+    source = backbone_source(cfg.pretrained)
+    if source is None:
+        return None
+    task.build_model(model=cfg.model, pretrained=cfg.pretrained, covariate_dim=covariate_dim, dropout=cfg.dropout)
+    return source.record()
 
 
 def _input_channels(task_cls: Any, manifest: Manifest, cfg: TrainConfig) -> Any:

@@ -119,14 +119,25 @@ def _devices(value: str) -> int | str | list[int]:
 
 
 def build_trainer(
-    cfg: TrainConfig, run: RunDir, *, callbacks: Sequence[L.Callback] = (), progress: bool = True
+    cfg: TrainConfig,
+    run: RunDir,
+    *,
+    callbacks: Sequence[L.Callback] = (),
+    progress: bool = True,
+    monitor: str = "val/score",
+    mode: str = "max",
 ) -> tuple[L.Trainer, ModelCheckpoint]:
-    """The Trainer and its best-checkpoint callback (``best.ckpt`` on ``val/score``; ``last.ckpt`` every epoch)."""
+    """The Trainer and its best-checkpoint callback (``best.ckpt`` on ``monitor``; ``last.ckpt`` every epoch).
+
+    ``monitor``/``mode``: what ``best.ckpt`` follows (self-supervised pretraining has no validation score and
+    passes ``train/loss``, ``min``). ``cfg`` is a :class:`TrainConfig` or a config with the same hardware and
+    optimisation fields (:class:`osteon.engine.pretrain.PretrainConfig`).
+    """
     best = RunCheckpoint(
         dirpath=run.checkpoints,
         filename="best",
-        monitor="val/score",
-        mode="max",
+        monitor=monitor,
+        mode=mode,
         save_top_k=1,
         enable_version_counter=False,
     )

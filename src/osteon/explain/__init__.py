@@ -11,6 +11,7 @@ Example:
 from osteon.explain import dense_targets as _dense_targets  # noqa: F401  (registers segment/detect adapters)
 from osteon.explain import heatmaps as _heatmaps  # noqa: F401  (registers the keypoints adapter)
 from osteon.explain import multitask_targets as _multitask_targets  # noqa: F401  (registers the multitask adapter)
+from osteon.explain import tiles as _tiles  # noqa: F401  (registers the tiled explainer)
 from osteon.explain import volumes as _volumes  # noqa: F401  (registers the slice explainers of volume tasks)
 from osteon.explain.explainer import Explanation, InputMaps, explain_image, explain_targets, input_maps
 from osteon.explain.geometry import fit_within, input_region, to_original

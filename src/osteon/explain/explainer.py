@@ -142,9 +142,11 @@ def explain_targets(
 ) -> list[Explanation]:
     """CAMs of one image for several targets (``targets=["all"]``: every class); see :func:`explain_image`.
 
-    Tasks that read volumes (``volume_input``) are explained as slice overlays (:mod:`osteon.explain.volumes`).
+    Tasks that read volumes (``volume_input``) are explained as slice overlays (:mod:`osteon.explain.volumes`), and
+    ``tiled`` runs as stitched tile maps at the original resolution (:mod:`osteon.explain.tiles`).
     """
-    if predictor.task.volume_input:
+    # volume tasks, and tasks that read their own inputs and registered an explainer (tiled: tiles at full resolution)
+    if predictor.task.volume_input or predictor.task.name in VOLUME_EXPLAINERS:
         if covariates:
             raise ConfigError("volume tasks take no covariates. Fix: drop the covariates.")
         return explain_volume(predictor, path, method=method, targets=targets, layer=layer, out_dir=out_dir)

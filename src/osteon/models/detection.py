@@ -10,8 +10,9 @@ optional Ultralytics YOLO network, all behind one interface for 1-channel, lette
 
 ``images`` is ``(B, 1, S, S)``, already normalised by Osteon (the detectors' own resize and
 normalisation are switched off, so boxes need no rescaling). Nothing is downloaded: weights are random
-unless ``pretrained`` names a local file (ImageNet-style ResNet state dict or a timm checkpoint);
-``"hub"`` asks torchvision/timm for their ImageNet weights (needs internet).
+unless ``pretrained`` names a local file (ImageNet-style ResNet state dict or a timm checkpoint) or a pretrain
+run / ``backbone.pt`` of the encoder's architecture (:mod:`osteon.models.pretrained`); ``"hub"`` asks
+torchvision/timm for their ImageNet weights (needs internet).
 """
 
 from __future__ import annotations
@@ -193,6 +194,11 @@ def build_detector(spec: DetectorSpec, *, pretrained: str | None = None) -> nn.M
         ConfigError: bad anchors, or a weights file that does not fit the encoder.
     """
     if spec.architecture in YOLO_DETECTORS:
+        if pretrained is not None:
+            raise ConfigError(
+                f"{spec.architecture} trains from its Ultralytics YAML; --pretrained {pretrained} does not apply. Fix: "
+                "drop --pretrained, or use retinanet/fcos/faster_rcnn with the pretrained encoder."
+            )
         return YoloDetector(spec)
     if spec.architecture not in TORCHVISION_DETECTORS:
         raise UnknownNameError("detector", spec.architecture, [*TORCHVISION_DETECTORS, *YOLO_DETECTORS])
@@ -269,25 +275,32 @@ class _NoResize(GeneralizedRCNNTransform):
 
 def _backbone(spec: DetectorSpec, *, pretrained: str | None) -> tuple[nn.Module, str]:
     """The FPN backbone for ``spec`` (``out_channels`` = 256) and its last block's dotted name."""
+    from osteon.models.pretrained import backbone_source, encoder_architecture
+
     faster = spec.architecture == "faster_rcnn"
+    source = backbone_source(pretrained)  # a pretrain run / backbone.pt: checked before anything is built
+    what = f"{spec.architecture} encoder {spec.encoder!r}"
+    if source is not None:
+        fix = source.encoder_option()
+        source.check(needs=encoder_architecture(spec.encoder), in_chans=1, what=what, fix=fix)
     if spec.encoder.startswith("timm:"):
-        return TimmFPN(spec.encoder[5:], faster=faster, pretrained=pretrained, channels=spec.fpn_channels), "body"
+        fpn = TimmFPN(
+            spec.encoder[5:], faster=faster, pretrained=None if source else pretrained, channels=spec.fpn_channels
+        )
+        if source is not None:
+            source.load_into(fpn.body, what=what)
+        return fpn, "body"
     if spec.encoder not in RESNET_ENCODERS:
         raise UnknownNameError("detection encoder", spec.encoder, [*RESNET_ENCODERS, "timm:<name>"])
+    if source is not None:
+        backbone = _resnet_fpn(spec, None, faster=faster)
+        backbone.body.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        source.load_into(backbone.body, what=what)
+        return backbone, "body.layer4"
     weights = None
     if pretrained == "hub":
         weights = get_model_weights(spec.encoder).DEFAULT  # type: ignore[attr-defined]
-    body = get_model(spec.encoder, weights=weights, norm_layer=nn.BatchNorm2d)
-    returned = [1, 2, 3, 4] if faster else [2, 3, 4]
-    stage2 = body.inplanes // 8  # type: ignore[operator]  (as torchvision's resnet_fpn_backbone)
-    width = spec.fpn_channels
-    backbone = BackboneWithFPN(
-        body,
-        return_layers={f"layer{k}": str(v) for v, k in enumerate(returned)},
-        in_channels_list=[stage2 * 2 ** (k - 1) for k in returned],
-        out_channels=width,
-        extra_blocks=LastLevelMaxPool() if faster else LastLevelP6P7(width, width),
-    )
+    backbone = _resnet_fpn(spec, weights, faster=faster)
     source = backbone.body.conv1.weight.detach() if weights is not None else None
     if pretrained not in (None, "hub"):
         source = _load_resnet_file(backbone.body, Path(pretrained), spec.encoder)  # type: ignore[arg-type]
@@ -297,6 +310,21 @@ def _backbone(spec: DetectorSpec, *, pretrained: str | None) -> tuple[nn.Module,
             conv.weight.copy_(source.sum(dim=1, keepdim=True))
     backbone.body.conv1 = conv
     return backbone, "body.layer4"
+
+
+def _resnet_fpn(spec: DetectorSpec, weights: Any, *, faster: bool) -> BackboneWithFPN:
+    """torchvision's ResNet (``weights`` or random, trainable BatchNorm) with an FPN on the levels ``spec`` uses."""
+    body = get_model(spec.encoder, weights=weights, norm_layer=nn.BatchNorm2d)
+    returned = [1, 2, 3, 4] if faster else [2, 3, 4]
+    stage2 = body.inplanes // 8  # type: ignore[operator]  (as torchvision's resnet_fpn_backbone)
+    width = spec.fpn_channels
+    return BackboneWithFPN(
+        body,
+        return_layers={f"layer{k}": str(v) for v, k in enumerate(returned)},
+        in_channels_list=[stage2 * 2 ** (k - 1) for k in returned],
+        out_channels=width,
+        extra_blocks=LastLevelMaxPool() if faster else LastLevelP6P7(width, width),
+    )
 
 
 def _load_resnet_file(body: nn.Module, path: Path, encoder: str) -> torch.Tensor:

@@ -67,7 +67,20 @@ def create_backbone(entry: ModelEntry, *, in_chans: int = 1, pretrained: str | N
 
     Local files are loaded through timm (``pretrained_cfg_overlay=dict(file=...)``), which also adapts
     3-channel first convolutions to ``in_chans``. ``"hub"`` downloads through timm and needs internet.
+    A pretrain run directory or its ``backbone.pt`` (:mod:`osteon.models.pretrained`) must hold this
+    architecture with ``in_chans`` channels; every tensor of the backbone is then the file's.
     """
+    from osteon.models.pretrained import backbone_source, model_architecture
+
+    source = backbone_source(pretrained)
+    if source is not None:
+        what = f"model {entry.name!r}"
+        source.check(
+            needs=model_architecture(entry.name), in_chans=in_chans, what=what, fix=f"train with --model {source.model}"
+        )
+        backbone = create_backbone(entry, in_chans=in_chans, pretrained=None)
+        source.load_into(backbone, what=what)
+        return backbone
     if entry.build is not None:
         if pretrained == "hub":
             raise ConfigError(f"Model {entry.name!r} has no hub weights; pass a local weights file or nothing.")

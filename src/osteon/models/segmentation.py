@@ -226,8 +226,9 @@ def create_segmentation_model(
         encoder: Encoder for smp architectures (default ``resnet18``); must be ``None`` for MONAI nets.
         in_chans: Input channels (1 for radiographs).
         pretrained: ``None`` (random init, nothing downloaded), a local weights file for the encoder (timm,
-            torchvision or smp encoder state dict; 3-channel first convolutions are summed to 1 channel), or
-            ``"hub"`` (smp's ImageNet weights; needs internet).
+            torchvision or smp encoder state dict; 3-channel first convolutions are summed to 1 channel),
+            ``"hub"`` (smp's ImageNet weights; needs internet), or a pretrain run / ``backbone.pt`` of the
+            encoder's architecture (:mod:`osteon.models.pretrained`).
         dropout: Spatial dropout before the segmentation head.
 
     Raises:
@@ -247,9 +248,17 @@ def create_segmentation_model(
     if not arch.uses_encoder and pretrained is not None:
         raise ConfigError(f"{arch.name} has no pretrained weights here. Fix: drop --pretrained.")
     resolved = resolve_encoder(encoder) if arch.uses_encoder else None
+    from osteon.models.pretrained import backbone_source, encoder_architecture
+
+    source = backbone_source(pretrained)  # a pretrain run / backbone.pt: checked before anything is built
+    what = f"{arch.name} encoder {resolved!r}"
+    if source is not None:
+        source.check(needs=encoder_architecture(resolved), in_chans=in_chans, what=what, fix=source.encoder_option())
     encoder_weights = "imagenet" if pretrained == "hub" else None
     net = arch.build(resolved, num_outputs, in_chans, encoder_weights)
-    if pretrained not in (None, "hub"):
+    if source is not None:
+        source.load_into(net.encoder, what=what)
+    elif pretrained not in (None, "hub"):
         load_encoder_weights(net, Path(str(pretrained)))
     head = getattr(net, "segmentation_head", None)
     if dropout > 0 and isinstance(head, nn.Module):

@@ -49,11 +49,28 @@ def model_description(data: RunData, *, cam_layer: bool = True) -> str:
 
 def initialisation(data: RunData) -> str:
     pretrained = data.config.get("pretrained")
+    backbone = data.state.get("pretrained")
+    if isinstance(backbone, dict):  # a self-supervised backbone (osteon pretrain), with its provenance
+        return pretrained_provenance(backbone)
     if not pretrained:
         return "random (library default initialisation); no transfer learning"
     if pretrained == "hub":
         return "ImageNet weights from the timm hub (first convolution adapted to one channel)"
     return f"weights from local file {pretrained} (first convolution adapted to one channel)"
+
+
+def pretrained_provenance(record: dict[str, Any]) -> str:
+    """One sentence on a self-supervised backbone: method, epochs, images, data, file and its SHA-256."""
+    data = record.get("data") or []
+    sources = ", ".join(map(str, data if isinstance(data, list) else [data])) or "?"
+    n_images = record.get("n_images")
+    size = record.get("image_size")
+    return (
+        f"self-supervised {record.get('method', '?')} backbone ({record.get('model', '?')}, "
+        f"{record.get('epochs', '?')} epochs on {n_images if n_images is not None else '?'} unlabelled images"
+        f"{f' at {size} px' if size else ''} from {sources}) loaded from {record.get('path', '?')} "
+        f"(SHA-256 {str(record.get('sha256', ''))[:12]}…), then fine-tuned"
+    )
 
 
 def augmentation(data: RunData) -> str:

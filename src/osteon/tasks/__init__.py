@@ -10,6 +10,7 @@ from osteon.tasks import segment as _segment  # noqa: F401
 from osteon.tasks import segment3d as _segment3d  # noqa: F401
 from osteon.tasks import slices as _slices  # noqa: F401  (2.5D classification of series)
 from osteon.tasks import study as _study  # noqa: F401  (multiview, bilateral)
+from osteon.tasks import tiled as _tiled  # noqa: F401  (full-resolution classification from tiles)
 from osteon.tasks.base import TASKS, ClassPrediction, GradePrediction, Task, TaskState, ValuePrediction, build_task
 
 __all__ = ["TASKS", "ClassPrediction", "GradePrediction", "Task", "TaskState", "ValuePrediction", "build_task"]

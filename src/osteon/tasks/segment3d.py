@@ -202,6 +202,11 @@ class Segment3DTask(TaskBase):
 
         if covariate_dim:
             raise ConfigError("segment3d does not use covariates. Fix: drop --covariates.")
+        if pretrained is not None:
+            raise ConfigError(
+                f"segment3d trains its volume network from random weights; --pretrained {pretrained} does not apply "
+                "(pretrained backbones are 2D). Fix: drop --pretrained."
+            )
         return create_volume_model(model, 1, 1)
 
     def missing_targets(self, manifest: Manifest) -> np.ndarray:

@@ -11,6 +11,7 @@ from osteon.report.kinds import keypoints as _keypoints  # noqa: F401  (register
 from osteon.report.kinds import multitask as _multitask  # noqa: F401  (registers the multi-task adapter)
 from osteon.report.kinds import slices as _slices  # noqa: F401  (registers the 2.5D series adapter)
 from osteon.report.kinds import study as _study  # noqa: F401  (registers the multiview and bilateral adapters)
+from osteon.report.kinds import tiled as _tiled  # noqa: F401  (registers the tiled adapter)
 from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, ReportKind, adapter_for
 
 __all__ = ["REPORT_KINDS", "Bootstrap", "ReportKind", "adapter_for", "detect", "labels", "regress", "segment"]
