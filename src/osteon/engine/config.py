@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from osteon.data.adapters._base import DATASET_OPTIONS
 from osteon.errors import ConfigError
+
+
+def _choice(name: str, *allowed: str) -> AfterValidator:
+    return AfterValidator(lambda value: one_of(name, str(value), allowed))
+
+
+#: Options shared by ``TrainConfig`` and ``PretrainConfig``, checked with an error that names them.
+OptimizerName = Annotated[str, _choice("optimizer", "adamw", "sgd")]
+SchedulerName = Annotated[str, _choice("scheduler", "cosine", "none")]
+PrecisionName = Annotated[str, _choice("precision", "auto", "32", "bf16-mixed", "16-mixed")]
 
 
 class TaskName(StrEnum):
@@ -95,8 +105,8 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    optimizer: str = Field("adamw", description="adamw | sgd")
-    scheduler: str = Field("cosine", description="cosine | none")
+    optimizer: OptimizerName = Field("adamw", description="adamw | sgd")
+    scheduler: SchedulerName = Field("cosine", description="cosine | none")
     accumulate_grad_batches: int = Field(1, ge=1)
     early_stopping_patience: int = Field(0, ge=0, description="Epochs without validation gain before stopping (0: off)")
 
@@ -120,7 +130,7 @@ class TrainConfig(BaseModel):
     # hardware and reproducibility
     seed: int = 0
     deterministic: bool = False
-    precision: str = Field("auto", description="auto | 32 | bf16-mixed | 16-mixed")
+    precision: PrecisionName = Field("auto", description="auto | 32 | bf16-mixed | 16-mixed")
     channels_last: bool = False
     accelerator: str = "auto"
     devices: str = Field("auto", description="'auto', a count, or a comma list of device ids")
@@ -143,27 +153,12 @@ class TrainConfig(BaseModel):
     @field_validator("class_weighting")
     @classmethod
     def _check_weighting(cls, value: str) -> str:
-        return _one_of("class_weighting", value, ("none", "loss", "sampler"))
-
-    @field_validator("optimizer")
-    @classmethod
-    def _check_optimizer(cls, value: str) -> str:
-        return _one_of("optimizer", value, ("adamw", "sgd"))
-
-    @field_validator("scheduler")
-    @classmethod
-    def _check_scheduler(cls, value: str) -> str:
-        return _one_of("scheduler", value, ("cosine", "none"))
+        return one_of("class_weighting", value, ("none", "loss", "sampler"))
 
     @field_validator("channels")
     @classmethod
     def _check_channels(cls, value: str) -> str:
-        return _one_of("channels", value, ("auto", "grey", "rgb"))
-
-    @field_validator("precision")
-    @classmethod
-    def _check_precision(cls, value: str) -> str:
-        return _one_of("precision", str(value), ("auto", "32", "bf16-mixed", "16-mixed"))
+        return one_of("channels", value, ("auto", "grey", "rgb"))
 
     def dataset_options(self) -> dict[str, str]:
         """The adapter options that are set (``image_column`` ...), for ``load_dataset(cfg.data, **options)``."""
@@ -192,7 +187,8 @@ class TrainConfig(BaseModel):
         return path
 
 
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+def one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``; else a ValueError naming the option (pydantic reports it)."""
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     return value

@@ -41,7 +41,7 @@ from osteon.data.datasets import decode_images
 from osteon.data.ssl_views import ViewsDataset, cache_size, collect_images
 from osteon.data.transforms import Preprocessing
 from osteon.engine.checkpoint import check_training_checkpoint
-from osteon.engine.config import is_ddp_child
+from osteon.engine.config import OptimizerName, PrecisionName, SchedulerName, is_ddp_child, one_of
 from osteon.engine.module import TaskModule
 from osteon.engine.rundir import RunDir
 from osteon.engine.trainer import build_trainer
@@ -77,12 +77,12 @@ class PretrainConfig(BaseModel):
     hflip: bool = Field(False, description="Horizontal flips in the views (only where laterality does not matter)")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    optimizer: str = Field("adamw", description="adamw | sgd")
-    scheduler: str = Field("cosine", description="cosine | none")
+    optimizer: OptimizerName = Field("adamw", description="adamw | sgd")
+    scheduler: SchedulerName = Field("cosine", description="cosine | none")
     accumulate_grad_batches: int = Field(1, ge=1)
     seed: int = 0
     deterministic: bool = False
-    precision: str = Field("auto", description="auto | 32 | bf16-mixed | 16-mixed")
+    precision: PrecisionName = Field("auto", description="auto | 32 | bf16-mixed | 16-mixed")
     accelerator: str = "auto"
     devices: str = Field("auto", description="'auto', a count, or a comma list of device ids")
     num_nodes: int = Field(1, ge=1)
@@ -110,27 +110,12 @@ class PretrainConfig(BaseModel):
     @field_validator("method")
     @classmethod
     def _check_method(cls, value: str) -> str:
-        return _one_of("method", value, METHODS)
+        return one_of("method", value, METHODS)
 
     @field_validator("channels")
     @classmethod
     def _check_channels(cls, value: str) -> str:
-        return _one_of("channels", value, ("grey", "rgb"))
-
-    @field_validator("optimizer")
-    @classmethod
-    def _check_optimizer(cls, value: str) -> str:
-        return _one_of("optimizer", value, ("adamw", "sgd"))
-
-    @field_validator("scheduler")
-    @classmethod
-    def _check_scheduler(cls, value: str) -> str:
-        return _one_of("scheduler", value, ("cosine", "none"))
-
-    @field_validator("precision")
-    @classmethod
-    def _check_precision(cls, value: str) -> str:
-        return _one_of("precision", str(value), ("auto", "32", "bf16-mixed", "16-mixed"))
+        return one_of("channels", value, ("grey", "rgb"))
 
     @property
     def in_chans(self) -> int:
@@ -166,12 +151,6 @@ class PretrainConfig(BaseModel):
         path = Path(path)
         path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
         return path
-
-
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
-    return value
 
 
 class PretrainModule(L.LightningModule):
