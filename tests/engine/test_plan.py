@@ -71,6 +71,22 @@ def test_grades_ultrasound_and_imbalance_rules() -> None:
     assert any("too few to train" in w for w in tiny["warnings"]) and tiny["config"]["model"] == "resnet18"
 
 
+def test_small_structures_warn_that_a_segmenter_may_predict_nothing() -> None:
+    fp = {
+        "images": 900,
+        "patients": None,
+        "splits": {},
+        "annotations": {"masks": 0, "polygons": 700, "boxes": 700},
+        "labels": {},
+        "image_sample": {"short_side_median": 373},
+        "boxes": {"relative_side": {"p10": 0.039, "median": 0.065}},
+    }
+    warnings = strategies(fp, "cpu")["segment"]["warnings"]
+    assert any("may predict empty masks" in w and "about 17 px at 256 px" in w for w in warnings)
+    large = {**fp, "boxes": {"relative_side": {"p10": 0.2, "median": 0.3}}}
+    assert not any("empty masks" in w for w in strategies(large, "cpu")["segment"]["warnings"])
+
+
 def test_plan_options_and_train_with_a_plan(phantom_plan: dict, tmp_path: Path) -> None:
     path = write_plan(phantom_plan, tmp_path / "plan.yaml")
     with pytest.raises(FileExistsError):
@@ -160,6 +176,8 @@ def test_plan_on_the_shared_datasets(shared_data: Path, folder, options, recomme
     assert planned <= set(plan["strategies"])
     for entry in plan["strategies"].values():
         TrainConfig(**{**entry["config"], "out": "runs/x"})
+    if folder == "fracatlas":  # its fracture masks are small: measured, the planned U-Net predicted none
+        assert any("may predict empty masks" in w for w in plan["strategies"]["segment"]["warnings"])
 
 
 @pytest.mark.shared_data

@@ -34,6 +34,8 @@ from osteon.errors import ConfigError
 PREFERENCE = ("segment", "detect", "grade", "classify", "regress")
 #: Training steps (optimizer updates) planned for a run: enough to converge from pretrained-size models.
 TARGET_STEPS = {"gpu": 4000, "cpu": 600}
+#: Structures whose median side is below this many input pixels get a warning in the segment plan.
+SMALL_OBJECT_PX = 24
 
 
 def machine() -> dict[str, Any]:
@@ -370,6 +372,14 @@ def _segment(fp: dict[str, Any], where: str) -> dict[str, Any]:
         if cfg["loss"] == "dice_focal"
         else "Dice + cross-entropy, nnU-Net's default"
     )
+    rel = ((fp.get("boxes") or {}).get("relative_side") or {}).get("median")
+    if rel is not None and rel * cfg.get("patch_size", size) < SMALL_OBJECT_PX:
+        warn.append(
+            f"the annotated structures are small (median side {rel:.1%} of the image, about {rel * size:.0f} px at "
+            f"{size} px): a segmenter trained briefly may predict empty masks everywhere and still score a high "
+            "Dice on the images without any (check dice_positive); train longer, at a larger --image-size with "
+            "--patch-size, or use the detect strategy"
+        )
     cfg["model"] = "unet"
     cfg["encoder"] = "resnet34" if where == "gpu" else "resnet18"
     why["model"] = "a U-Net with a ResNet encoder (segmentation_models_pytorch)"
