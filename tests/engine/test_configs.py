@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from osteon.engine.config import TrainConfig
+from osteon.engine.config import TaskName, TrainConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -14,7 +14,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_example_config_loads(path: Path) -> None:
     cfg = TrainConfig.load(path)
-    assert cfg.task in ("classify", "grade", "regress", "detect", "segment")
+    assert cfg.task in {t.value for t in TaskName} and Path(cfg.data).name
 
 
 def test_there_are_example_configs() -> None:

@@ -23,7 +23,8 @@ def test_every_image_level_task_has_an_adapter():
 
 def test_unknown_task_says_what_is_available():
     with pytest.raises(
-        ConfigError, match=r"not available for task 'volumetric'.*classify, detect, grade, keypoints, regress, segment"
+        ConfigError,
+        match=r"not available for task 'volumetric'.*classify, detect, grade, keypoints, multitask, regress, segment",
     ):
         cam_adapter_for("volumetric")
 
