@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--class-weighting", default="none", help="none | loss | sampler (grades are imbalanced)")
     parser.add_argument("--out", default="runs/bench_bilateral")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -46,7 +47,7 @@ def main() -> None:
     labels.to_csv(manifest_csv, index=False)
     common = dict(
         data=str(manifest_csv), target="kl_grade", model=args.model, epochs=args.epochs, image_size=args.image_size,
-        batch_size=args.batch_size, lr=args.lr, seed=0, progress=False,
+        batch_size=args.batch_size, lr=args.lr, seed=0, progress=False, class_weighting=args.class_weighting,
     )  # fmt: skip
     results, tables = {}, {}
     for task in ("grade", "bilateral"):
