@@ -228,7 +228,7 @@ def train_pipeline(
         )
         trained[name] = run_dir
     learned = [s for s in spec.stages if s.combine == "learned" and (stages is None or s.name in stages)]
-    fit_learned_rules(spec, manifest, learned, refit=retrain or any(s.name in trained for s in learned))
+    fit_learned_rules(spec, manifest, learned, refit=retrain or bool(trained))  # any stage retrained: refit
     return trained
 
 
