@@ -66,6 +66,7 @@ def _expected(run: Path) -> dict[str, torch.Tensor]:
         ("grade", {"model": "resnet18", "target": "kl_grade"}, lambda m: m.backbone),
         ("segment", {"model": "unet", "encoder": "resnet18"}, lambda m: m.net.encoder),
         ("detect", {"model": "faster_rcnn", "encoder": "resnet18"}, lambda m: m.detector.backbone.body),
+        ("tiled", {"model": "tiny_cnn", "target": "fractured", "tile_size": 32}, lambda m: m.backbone),
     ],
 )
 def test_every_task_builds_its_model_on_the_pretrained_backbone(runs, phantoms, task, options, part) -> None:
