@@ -12,8 +12,10 @@ from osteon.pipelines.learned_combine import (
     FEATURES,
     LearnedCombine,
     fit_learned_combine,
+    load_finding_threshold,
     load_learned_combine,
     region_features,
+    save_finding_threshold,
     save_learned_combine,
 )
 from osteon.pipelines.schema import PipelineError, parse_pipeline
@@ -61,6 +63,10 @@ def test_rules_are_saved_per_pipeline_stage_beside_the_run(tmp_path: Path) -> No
     assert load_learned_combine(tmp_path, "cascade", "classify") == rule
     assert load_learned_combine(tmp_path, "cascade", "crop") is None
     assert load_learned_combine(tmp_path / "missing", "cascade", "classify") is None
+    save_finding_threshold(tmp_path, "cascade", "fracture", 0.37, 12)
+    assert load_finding_threshold(tmp_path, "cascade", "fracture") == pytest.approx(0.37)
+    assert load_finding_threshold(tmp_path, "cascade", "other") is None
+    assert load_learned_combine(tmp_path, "cascade", "classify") == rule  # both kinds share the file
     (tmp_path / "pipeline_combine.json").write_text("{broken")
     with pytest.raises(PipelineError, match=r"not valid JSON.*pipeline train"):
         load_learned_combine(tmp_path, "cascade", "classify")

@@ -194,7 +194,7 @@ def test_unknown_run_directory_is_named(tmp_path: Path) -> None:
 
 def test_a_learned_combine_is_fitted_on_val_then_used(trained: Path) -> None:
     from osteon.data.manifest import Manifest
-    from osteon.pipelines.learned_combine import load_learned_combine
+    from osteon.pipelines.learned_combine import load_finding_threshold, load_learned_combine
     from osteon.pipelines.runner import Pipeline
 
     spec = yaml.safe_load((trained / "cascade.yaml").read_text())
@@ -222,3 +222,6 @@ def test_a_learned_combine_is_fitted_on_val_then_used(trained: Path) -> None:
     expected = rule(part["prob_fractured"].to_numpy(float), part["region_score"].to_numpy(float))
     found = out.findings.query("finding == 'fracture' and row == @row")["probability"].iat[0]
     assert found == pytest.approx(expected)
+    # the finding's image-level threshold is chosen on the same val images, not the crop classifier's own
+    threshold = load_finding_threshold(trained / "runs" / "crops", "phantom-learned", "fracture")
+    assert threshold is not None and out.findings.query("finding == 'fracture'")["threshold"].eq(threshold).all()

@@ -4,7 +4,9 @@
 weighs what both ignore: how many regions the localiser proposed, how confident it was about them, and the
 noisy-or of the crop probabilities. It is fitted by ``osteon pipeline train`` after every stage is trained, on the
 Manifest's ``val`` split run through the pipeline (images with at least one region; the others keep the stage's
-``empty_score``), and saved beside the stage's run as ``pipeline_combine.json``. scikit-learn's
+``empty_score``), and saved beside the stage's run as ``pipeline_combine.json``. The same file keeps the
+image-level threshold of each finding on a region stage, chosen on those validation images (Youden): the crop
+classifier's own operating point was chosen on crops, not images. scikit-learn's
 ``LogisticRegression`` fits it; the parameters are stored as plain numbers so a saved pipeline reproduces them.
 """
 
@@ -118,3 +120,24 @@ def load_learned_combine(run_dir: Path, pipeline: str, stage: str) -> LearnedCom
         n_positive=int(entry["n_positive"]),
         fitted_on=str(entry.get("fitted_on", "val")),
     )
+
+
+def save_finding_threshold(run_dir: Path, pipeline: str, finding: str, threshold: float, n_images: int) -> Path:
+    """Store the image-level threshold of a region stage's finding, chosen on validation images, beside its run."""
+    path = Path(run_dir) / FILE
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    saved[f"{pipeline}/finding:{finding}"] = {"threshold": float(threshold), "n_images": n_images, "chosen_on": "val"}
+    path.write_text(json.dumps(saved, indent=1))
+    return path
+
+
+def load_finding_threshold(run_dir: Path, pipeline: str, finding: str) -> float | None:
+    """The stored image-level threshold of ``finding``, or ``None``."""
+    path = Path(run_dir) / FILE
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text()).get(f"{pipeline}/finding:{finding}")
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: not valid JSON ({exc}). Fix: delete it and run osteon pipeline train.") from None
+    return None if entry is None else float(entry["threshold"])

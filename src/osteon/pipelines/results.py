@@ -128,6 +128,7 @@ class PipelineResult:
             run = pipeline.runs[stage.run]
             target = finding.class_ if finding.class_ is not None else run.positive_class
             threshold = finding.threshold if finding.threshold is not None else run.threshold
+            threshold = pipeline.thresholds.get(finding.name, threshold)  # chosen on val images (region stages)
             out = outputs[stage.name]
             table = out.table
             prob, grade, value = row_scores(run, table, target)

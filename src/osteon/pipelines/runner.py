@@ -20,7 +20,7 @@ import pandas as pd
 from osteon.data.manifest import Manifest
 from osteon.pipelines.geometry import Region, crop_window, cut, mask_components, tiles_along
 from osteon.pipelines.learned_combine import FILE as LEARNED_FILE
-from osteon.pipelines.learned_combine import LearnedCombine, load_learned_combine
+from osteon.pipelines.learned_combine import LearnedCombine, load_finding_threshold, load_learned_combine
 from osteon.pipelines.schema import PipelineError, PipelineSpec, StageSpec, check_outputs, load_pipeline, model_version
 
 if TYPE_CHECKING:
@@ -123,12 +123,15 @@ class Pipeline:
         *,
         source: str = "pipeline",
         learned: dict[str, LearnedCombine] | None = None,
+        thresholds: dict[str, float] | None = None,
     ) -> None:
         self.spec = spec
         self.runs = runs
         self.source = source
         #: Fitted ``combine: learned`` rules by stage; a learned stage without one combines by ``max`` (fitting).
         self.learned = dict(learned or {})
+        #: Image-level thresholds of region-stage findings chosen on validation (``osteon pipeline train``).
+        self.thresholds = dict(thresholds or {})
         check_outputs(spec, {k: (r.kind, r.classes) for k, r in runs.items()}, source=source)
 
     @classmethod
@@ -167,7 +170,14 @@ class Pipeline:
                 )
             if rule is not None:
                 learned[stage.name] = rule
-        return cls(spec, runs, source=source, learned=learned)
+        thresholds = {}
+        for finding in spec.effective_findings():
+            stage = spec.stage(finding.stage)
+            if finding.threshold is None and stage.input is not None:
+                chosen = load_finding_threshold(spec.run_path(stage.run), spec.name, finding.name)
+                if chosen is not None:
+                    thresholds[finding.name] = chosen
+        return cls(spec, runs, source=source, learned=learned, thresholds=thresholds)
 
     def stage_run(self, stage: str | StageSpec) -> LoadedRun:
         spec = self.spec.stage(stage) if isinstance(stage, str) else stage

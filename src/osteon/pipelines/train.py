@@ -22,8 +22,10 @@ from osteon.pipelines.geometry import Region, crop_window, cut, mask_components,
 from osteon.pipelines.learned_combine import (
     LearnedCombine,
     fit_learned_combine,
+    load_finding_threshold,
     load_learned_combine,
     region_features,
+    save_finding_threshold,
     save_learned_combine,
 )
 from osteon.pipelines.schema import PipelineError, PipelineSpec, StageSpec, load_pipeline
@@ -229,7 +231,54 @@ def train_pipeline(
         trained[name] = run_dir
     learned = [s for s in spec.stages if s.combine == "learned" and (stages is None or s.name in stages)]
     fit_learned_rules(spec, manifest, learned, refit=retrain or bool(trained))  # any stage retrained: refit
+    fit_finding_thresholds(spec, manifest, refit=retrain or bool(trained))
     return trained
+
+
+def fit_finding_thresholds(
+    spec: PipelineSpec, manifest: Manifest, *, refit: bool = False, batch_size: int = 32
+) -> dict[str, float]:
+    """Choose the image-level threshold (Youden, on the ``val`` split run through the pipeline) of each finding on a
+    region stage that names no ``threshold:`` — the crop classifier's own operating point was chosen on crops, not
+    images — and store it beside the stage's run. Findings without truth, data without a val split, or val images
+    of one class keep the run's operating point."""
+    from osteon.metrics import choose_threshold
+    from osteon.pipelines.evaluate import truth_of
+    from osteon.pipelines.runner import Pipeline
+    from osteon.pipelines.schema import FindingSpec
+
+    todo = []
+    for finding in spec.effective_findings():
+        stage = spec.stage(finding.stage)
+        if finding.threshold is not None or stage.input is None or not (finding.truth or stage.train):
+            continue
+        if refit or load_finding_threshold(spec.run_path(stage.run), spec.name, finding.name) is None:
+            todo.append(finding)
+    if not todo or "split" not in manifest.frame or not (manifest.frame["split"] == "val").any():
+        return {}
+    if any(not (spec.run_path(key) / "model.pt").is_file() for key in spec.runs):
+        return {}  # some stage is not trained yet (e.g. --stage detect): chosen when the last one is
+    val = manifest.split("val")
+    pipeline = Pipeline.from_spec(spec)
+    result = pipeline.run(val, batch_size=batch_size)
+    chosen: dict[str, float] = {}
+    for finding in todo:
+        stage = spec.stage(finding.stage)
+        run = pipeline.stage_run(stage)
+        scored = finding
+        if not finding.truth:
+            assert stage.train is not None
+            scored = FindingSpec(name=finding.name, stage=finding.stage, truth=stage.train.label)
+        truth = truth_of(val.frame, scored, finding.class_ or run.positive_class)
+        rows = result.findings[result.findings["finding"] == finding.name].set_index("row")["probability"]
+        scores = rows.astype(float).reindex(range(len(val))).fillna(stage.empty_score).to_numpy()
+        keep = np.isfinite(truth)
+        y = truth[keep].astype(int)
+        if not len(y) or y.min() == y.max():
+            continue
+        chosen[finding.name] = choose_threshold(y, scores[keep])
+        save_finding_threshold(spec.run_path(stage.run), spec.name, finding.name, chosen[finding.name], len(y))
+    return chosen
 
 
 def fit_learned_rules(
@@ -243,8 +292,8 @@ def fit_learned_rules(
     from osteon.pipelines.schema import FindingSpec
 
     todo = [s for s in stages if refit or load_learned_combine(spec.run_path(s.run), spec.name, s.name) is None]
-    if not todo:
-        return {}
+    if not todo or any(not (spec.run_path(key) / "model.pt").is_file() for key in spec.runs):
+        return {}  # nothing to fit, or a stage is not trained yet: fitted when the last one is
     if "split" not in manifest.frame or not (manifest.frame["split"] == "val").any():
         raise PipelineError(
             f"stages {', '.join(s.name for s in todo)} combine with a learned rule, fitted on validation images, but "
