@@ -26,8 +26,8 @@ import torch
 from osteon.data.tiles import stitch, tile_boxes
 from osteon.explain.explainer import Explanation, safe_name
 from osteon.explain.methods import CamMethod
-from osteon.explain.targets import VOLUME_EXPLAINERS, _select
-from osteon.explain.volumes import _refuse_options
+from osteon.explain.targets import VOLUME_EXPLAINERS
+from osteon.explain.volumes import _refuse_options, bag_gradients
 
 if TYPE_CHECKING:
     from osteon.engine.predictor import Predictor
@@ -53,36 +53,15 @@ def explain_tiles(
     out_dir: str | Path | None,
 ) -> list[Explanation]:
     """Stitched per-tile Grad-CAMs and the attention map of one image (see the module docstring)."""
-    from osteon.models.slices import SliceModel
     from osteon.tasks.tiled import TiledClassificationTask, TileOptions, image_bag
 
     _refuse_options("tiled", method, layer)
-    task, model = cast(TiledClassificationTask, predictor.task), cast(SliceModel, predictor.model)
+    task = cast(TiledClassificationTask, predictor.task)
     options = TileOptions.of(task.state)
     x, origins, image = image_bag(task.state, path, predictor.preprocessing)
     offset = int(options.context)
-    model.eval()
-    model.capture_maps = True
-    try:
-        with torch.enable_grad():
-            output = model(x)
-            parts = list(model.feature_maps)  # chunks of (T, C, h, w), in the graph
-            weights = cast(torch.Tensor, model.last_weights)[0].detach().cpu().numpy()
-            names = list(task.state.class_names)
-            scores = task.scores(output.detach())[0]
-            chosen = _select(names, targets, int(np.argmax(scores)), "class")
-            grads = [torch.cat(torch.autograd.grad(output[0, i], parts, retain_graph=True)) for i in chosen]
-            maps = torch.cat(parts).detach()
-    finally:
-        model.capture_maps = False
-        model.feature_maps = []
-    if maps.ndim != 4:
-        from osteon.errors import ConfigError
-
-        raise ConfigError(
-            f"model {predictor.meta['config'].get('model')!r} gives no spatial feature maps "
-            f"({tuple(maps.shape)}); tile CAMs need a convolutional backbone."
-        )
+    output, weights, chosen, grads, maps = bag_gradients(predictor, x, targets, what="tile")
+    names, scores = list(task.state.class_names), task.scores(output.detach())[0]
     size, hw, original = options.size, image.hw, image.original_hw
     tile_weights = weights[offset : offset + len(origins)]
     key = int(np.argmax(tile_weights))

@@ -90,28 +90,10 @@ def explain_series(
     from osteon.tasks.slices import series_input
 
     _refuse_options("slices", method, layer)
-    task, model = predictor.task, predictor.model
+    task = predictor.task
     x = series_input(path, predictor.preprocessing)
-    model.eval()
-    model.capture_maps = True
-    try:
-        with torch.enable_grad():
-            output = model(x.requires_grad_(False))
-            parts = list(model.feature_maps)  # chunks of (S, C, h, w)
-            weights = model.last_weights[0].detach().cpu().numpy()
-            names = list(task.state.class_names)
-            scores = task.scores(output.detach())[0]
-            chosen = _select(names, targets, int(np.argmax(scores)), "class")
-            grads = [torch.cat(torch.autograd.grad(output[0, i], parts, retain_graph=True)) for i in chosen]
-            maps = torch.cat(parts).detach()
-    finally:
-        model.capture_maps = False
-        model.feature_maps = []
-    if maps.ndim != 4:
-        raise ConfigError(
-            f"model {predictor.meta['config'].get('model')!r} gives no spatial feature maps "
-            f"({tuple(maps.shape)}); slice CAMs need a convolutional backbone."
-        )
+    output, weights, chosen, grads, maps = bag_gradients(predictor, x, targets, what="slice")
+    names, scores = list(task.state.class_names), task.scores(output.detach())[0]
     key = int(np.argmax(weights))
     volume = read_volume(path).array
     background = _unit(volume)[key]
@@ -184,3 +166,36 @@ def explain_segmentation(
             )
         )
     return out
+
+
+def bag_gradients(
+    predictor: Predictor, x: torch.Tensor, targets: Sequence[str] | None, *, what: str
+) -> tuple[torch.Tensor, np.ndarray, list[int], list[torch.Tensor], torch.Tensor]:
+    """One forward/backward of a bag model (slices or tiles): its output, the pooling weights of the instances,
+    the chosen class indices, and per chosen class the gradients of its logit w.r.t. each instance's feature maps
+    ``(T, C, h, w)`` together with those maps.
+
+    Raises:
+        ConfigError: the backbone gives no spatial feature maps (a CAM needs a convolutional backbone).
+    """
+    task, model = predictor.task, predictor.model
+    model.eval()
+    model.capture_maps = True
+    try:
+        with torch.enable_grad():
+            output = model(x.requires_grad_(False))
+            parts = list(model.feature_maps)  # chunks of (T, C, h, w), in the graph
+            weights = model.last_weights[0].detach().cpu().numpy()
+            scores = task.scores(output.detach())[0]
+            chosen = _select(list(task.state.class_names), targets, int(np.argmax(scores)), "class")
+            grads = [torch.cat(torch.autograd.grad(output[0, i], parts, retain_graph=True)) for i in chosen]
+            maps = torch.cat(parts).detach()
+    finally:
+        model.capture_maps = False
+        model.feature_maps = []
+    if maps.ndim != 4:
+        raise ConfigError(
+            f"model {predictor.meta['config'].get('model')!r} gives no spatial feature maps "
+            f"({tuple(maps.shape)}); {what} CAMs need a convolutional backbone."
+        )
+    return output, weights, chosen, grads, maps
