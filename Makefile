@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/osteon data check $(DEMO)/phantom
 	$(BIN)/osteon train configs/phantom_demo.yaml --out $(DEMO)/runs/classify
 	$(BIN)/osteon evaluate $(DEMO)/runs/classify --split test
-	# detection of the fracture boxes on the same phantoms (Faster R-CNN, ResNet-18 FPN, 4 epochs): boxes, mAP, FROC
+	# detection of the fracture boxes on the same phantoms (the default heat-map detector, 10 epochs): boxes, mAP, FROC
 	$(BIN)/osteon train configs/phantom_detect.yaml --out $(DEMO)/runs/detect
 	$(BIN)/osteon evaluate $(DEMO)/runs/detect --split test --n-resamples 200
 	# segmentation of the fracture lines (masks), evaluated with Dice, IoU and HD95

@@ -1,25 +1,26 @@
-"""FracAtlas fracture detection: Osteon's default detector vs Ultralytics YOLOv8n, same wall-clock budget.
+"""FracAtlas fracture detection: Osteon's default detector vs Ultralytics' nano models, same wall-clock budget.
 
-Both train on the authors' fracture split as present in the shared subset (train 481 / val 73 / test 54
-fractured images; the 366 non-fractured images have no split there and are not trained on), at the same
-image size, and both are scored by Osteon's evaluation (pycocotools mAP@0.5 and @0.5:0.95, FROC, with
-bootstrap CIs). Budget: Osteon trains first for whole epochs sized to ``--budget-min`` from a measured
-throughput (a random subset of the train split when not even one epoch fits); YOLO then gets exactly the
-wall-clock time Osteon used (Ultralytics' ``time`` argument). The image-level AUC needs negatives, so each
-model is also evaluated on the 54 test fractures + the 366 held-out non-fractured images.
+Every model trains on the authors' fracture split as present in the shared subset (train 481 / val 73 /
+test 54 fractured images; the 366 non-fractured images have no split there and are not trained on), at the
+same input size, and is scored by Osteon's evaluation (pycocotools mAP@0.5 and @0.5:0.95, FROC, bootstrap
+CIs). Budget: for each ``--budget-min``, all models train at the same time, one process and one torch thread
+each (so they share the CPU alike), for the same wall-clock time: Osteon with ``time_budget_min`` (epochs
+re-planned after each one), Ultralytics with its own recipe and its ``time`` argument. The image-level AUC needs negatives, so each model is also evaluated
+on the 54 test fractures + the 366 held-out non-fractured images.
 
 Also measured: inference images/s at the training size (end to end, files → boxes) and video frames/s
-on a synthetic clip of phantom frames (PyAV), for both backends.
+on a synthetic clip of phantom frames (PyAV), for every model.
 
 Usage::
 
-    .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 12 --image-size 256 --threads 1
+    .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 10 30 --image-size 512 --threads 1
+    .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --yolo yolov8n   # one budget, one rival
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -46,20 +47,24 @@ RATES = ("0.125", "0.25", "0.5", "1", "2", "4", "8")
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(SHARED_DATA / "fracatlas"))
-    p.add_argument("--budget-min", type=float, default=12.0, help="Wall-clock training budget per model")
-    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument(
+        "--budget-min", type=float, nargs="+", default=[10.0, 30.0], help="Wall-clock training budgets per model"
+    )
+    p.add_argument("--image-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--model", default="retinanet")
-    p.add_argument("--encoder", default="resnet18")
+    p.add_argument("--lr", type=float, default=None, help="Osteon's learning rate (default: the recipe's)")
+    p.add_argument("--model", default=None, help="Osteon detector (default: the default recipe)")
+    p.add_argument("--encoder", default=None)
+    p.add_argument("--yolo", nargs="*", default=["yolov8n", "yolo26n", "yolo26n-p2"], help="Ultralytics rivals")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--score-threshold", type=float, default=0.001, help="Lowest box score kept, both models (COCO-eval style)"
     )
     p.add_argument("--n-resamples", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--skip-yolo", action="store_true")
     p.add_argument("--out-root", default="runs")
+    p.add_argument("--train-one", default=None, help=argparse.SUPPRESS)  # child process: train one model
+    p.add_argument("--out-dir", default=None, help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -79,31 +84,6 @@ def authors_split_file(data: str, out: Path, *, keep_fraction: float, seed: int)
     path = out / "authors_split.csv"
     pd.DataFrame({"image": manifest.frame["image"], "split": split}).to_csv(path, index=False)
     return path, manifest
-
-
-def seconds_per_train_image(args: argparse.Namespace, n_train: int) -> float:
-    """Measured training time per image of the Osteon detector (3 steps after a warm-up, random input)."""
-    import torch
-
-    from osteon.models.detection import DetectorSpec, build_detector
-
-    s = args.image_size
-    sizes = tuple(tuple(8.0 * 2**i * f for f in (1, 1.26, 1.59)) for i in range(5))
-    model = build_detector(DetectorSpec("retinanet", args.encoder, 1, s, sizes, fpn_channels=128))
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(args.batch_size, 1, s, s)
-    targets = [{"boxes": torch.tensor([[40.0, 40, 70, 60]]), "labels": torch.tensor([0])}] * args.batch_size
-    times = []
-    for step in range(4):
-        start = time.perf_counter()
-        loss = sum(model.losses(x, targets).values())
-        opt.zero_grad()
-        loss.backward()  # type: ignore[union-attr]
-        opt.step()
-        if step:
-            times.append(time.perf_counter() - start)
-    return float(np.median(times)) / args.batch_size
 
 
 def inference_speed(run: Path, images: list[Path], clip: Path) -> dict[str, float]:
@@ -174,56 +154,79 @@ def main() -> None:
     args = parse_args()
     threads = set_threads(args.threads)
     quiet_lightning()
-    out = new_out_dir("fracatlas_detection", args.out_root)
+    if args.train_one:
+        train_one(args)
+        return
     machine = machine_info()
-    log(f"FracAtlas detection benchmark → {out}; torch threads {threads}; machine {machine}")
-    from osteon.engine import evaluate, train
+    for budget in args.budget_min:
+        out = new_out_dir(f"fracatlas_detection-{budget:g}min", args.out_root)
+        log(f"FracAtlas detection benchmark, {budget:g} min per model → {out}; torch threads {threads}; {machine}")
+        run_budget(args, budget, out, machine, threads)
+
+
+def train_one(args: argparse.Namespace) -> None:
+    """One model of one budget (a child process of :func:`run_budget`)."""
+    from osteon.engine import train
     from osteon.engine.backends.yolo import train_yolo
 
-    budget = args.budget_min * 60
+    out = Path(args.out_dir)
+    common = {"task": "detect", "data": args.data, "split_file": str(out / "authors_split.csv")}
+    common |= {"image_size": args.image_size, "batch_size": args.batch_size, "seed": args.seed}
+    common |= {"score_threshold": args.score_threshold, "out": str(out / args.train_one)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if args.train_one == "osteon":
+            chosen = {k: v for k, v in {"model": args.model, "encoder": args.encoder, "lr": args.lr}.items() if v}
+            epoch_log = EpochLog("osteon")
+            train(**common, **chosen, epochs=10, time_budget_min=args.budget_min[0], callbacks=[epoch_log])
+        else:
+            train_yolo(
+                **common,
+                model=args.train_one,
+                epochs=300,
+                ultralytics_args={"time": args.budget_min[0] / 60, "verbose": False},
+            )
+
+
+def run_budget(args: argparse.Namespace, budget_min: float, out: Path, machine: dict[str, Any], threads: int) -> None:
+    """Every model trains at the same time, for the same wall-clock budget, one thread each (so they share the
+    CPU alike), then each is evaluated and timed alone."""
+    import subprocess
+    import sys
+
+    from osteon.engine import evaluate
+
     _, manifest = authors_split_file(args.data, out, keep_fraction=1.0, seed=args.seed)
     n_train = int((manifest.frame["split"] == "train").sum())
     n_val = int((manifest.frame["split"] == "val").sum())
-    per_image = seconds_per_train_image(args, n_train)
-    epoch_seconds = per_image * (n_train + 0.4 * n_val) * 1.1  # + validation (forward only) + overhead
-    epochs = round(budget / epoch_seconds)  # whole epochs closest to the budget
-    fraction = 1.0 if epochs >= 1 else budget / epoch_seconds
-    epochs = max(1, epochs)
-    split_file, _ = authors_split_file(args.data, out, keep_fraction=fraction, seed=args.seed)
-    log(f"{per_image:.2f} s per train image → {epochs} epoch(s) on {fraction:.0%} of train in {args.budget_min} min")
-
-    common = {"task": "detect", "data": args.data, "split_file": str(split_file), "image_size": args.image_size}
-    common |= {"batch_size": args.batch_size, "seed": args.seed, "score_threshold": args.score_threshold}
-    epoch_log = EpochLog("osteon")
+    names = ["osteon", *args.yolo]
+    forwarded = ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    forwarded += ["--score-threshold", str(args.score_threshold), "--threads", str(args.threads), "--data", args.data]
+    forwarded += [f"--{k}={v}" for k, v in {"model": args.model, "encoder": args.encoder, "lr": args.lr}.items() if v]
     load_before = load_average()
-    with Stopwatch() as t_osteon, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        osteon_run = train(
-            **common,
-            model=args.model,
-            encoder=args.encoder,
-            epochs=epochs,
-            lr=args.lr,
-            out=str(out / "osteon"),
-            callbacks=[epoch_log],
-            progress=False,
-        )
-    log(f"Osteon trained in {t_osteon.seconds:.0f} s")
-    runs = {f"osteon {args.model}-{args.encoder}": osteon_run.path}
-    t_yolo = None
-    if not args.skip_yolo:
-        with Stopwatch() as t_yolo, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yolo_run = train_yolo(
-                **common,
-                model="yolov8n",
-                epochs=300,
-                out=str(out / "yolo"),
-                ultralytics_args={"time": t_osteon.seconds / 3600, "verbose": False},
-            )
-        log(f"YOLOv8n trained in {t_yolo.seconds:.0f} s (budget {t_osteon.seconds:.0f} s of training)")
-        runs["ultralytics yolov8n"] = yolo_run.path
+    children = {}
+    for name in names:
+        command = [sys.executable, __file__, "--train-one", name, "--out-dir", str(out)]
+        command += ["--budget-min", f"{budget_min}"]
+        log_file = (out / f"{name}.log").open("w")
+        children[name] = (subprocess.Popen([*command, *forwarded], stdout=log_file, stderr=subprocess.STDOUT), log_file)
+    log(f"training {', '.join(names)} side by side for {budget_min:g} min each")
+    for name, (child, log_file) in children.items():
+        if child.wait() != 0:
+            raise SystemExit(f"{name} failed (exit {child.returncode}); see {out / f'{name}.log'}")
+        log_file.close()
+    load_after_training = load_average()
 
+    runs, train_seconds, epochs = {}, {}, {}
+    for name in names:
+        path = out / name
+        training = json.loads((path / "training.json").read_text())
+        plan = json.loads((path / "plan.json").read_text())
+        label = f"osteon {plan['architecture']}-{plan['encoder'].removeprefix('timm:')}" if name == "osteon" else name
+        runs[label] = path
+        train_seconds[label] = training.get("duration_s")
+        results = path / "yolo" / "train" / "results.csv"  # Ultralytics' log: one row per epoch
+        epochs[label] = len(pd.read_csv(results)) if results.is_file() else training.get("epochs_run")
     test_images = [manifest.resolve(p) for p in manifest.frame.loc[manifest.frame["split"] == "test", "image"]]
     clip = synthetic_clip(out, args.image_size)
     plus_negatives = negatives_manifest(manifest, out)
@@ -241,27 +244,26 @@ def main() -> None:
         speeds[name] = inference_speed(path, test_images, clip)
         log(f"{name}: mAP@0.5 {ci(result['map50'])}; speed {speeds[name]}")
     table = markdown(rows, speeds, aucs)
-    ratio = None
-    if len(rows) == 2:
-        a, b = rows[0]["map50"]["estimate"], rows[1]["map50"]["estimate"]
-        ratio = round(a / b, 3) if b else None
+    strongest = max((r["map50"]["estimate"] for r in rows[1:]), default=None)
+    ratio = round(rows[0]["map50"]["estimate"] / strongest, 3) if strongest else None
     summary = {
         "benchmark": "fracatlas_detection",
+        "budget_min": budget_min,
         "out": str(out),
         "machine": machine,
         "torch_threads": threads,
-        "recipe": {k: v for k, v in vars(args).items() if k != "out_root"},
-        "split": {"train": n_train, "val": n_val, "test": len(test_images), "train_fraction_used": round(fraction, 3)},
-        "osteon_epochs": epochs,
-        "osteon_seconds_per_train_image_probe": round(per_image, 3),
-        "train_seconds": {"osteon": round(t_osteon.seconds, 1), "yolo": round(t_yolo.seconds, 1) if t_yolo else None},
-        "epochs_log": epoch_log.epochs,
+        "recipe": {k: v for k, v in vars(args).items() if k not in ("out_root", "train_one", "out_dir")},
+        "osteon_plan": json.loads((out / "osteon" / "plan.json").read_text()),
+        "split": {"train": n_train, "val": n_val, "test": len(test_images)},
+        "train_seconds": train_seconds,
+        "epochs_run": epochs,
         "load_before": load_before,
+        "load_after_training": load_after_training,
         "load_after": load_average(),
         "rows": rows,
         "speeds": speeds,
         "image_auc_test_plus_negatives": aucs,
-        "map50_ratio_osteon_over_yolo": ratio,
+        "map50_ratio_osteon_over_strongest_rival": ratio,
         "markdown": table,
         "details": full,
     }

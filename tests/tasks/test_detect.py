@@ -67,7 +67,10 @@ def test_anchor_plan_rules() -> None:
     assert plan_anchors("retinanet", {"side_px_percentiles": {"5": 1.0}})[0][0][0] == 4.0  # ≥ half the stride
     assert plan_anchors("fcos", stats) == ([[8.0], [16.0], [32.0], [64.0], [128.0]], [1.0])
     assert len(plan_anchors("faster_rcnn", stats)[0][0]) == 1
-    assert resolve_architecture("resnet18", None, "torchvision") == ("retinanet", "resnet18")  # config default
+    assert resolve_architecture(None, None, "torchvision") == ("centernet", "timm:mobilenetv4_conv_small")  # default
+    assert resolve_architecture("resnet18", None, "torchvision") == ("centernet", "timm:resnet18")  # an encoder
+    assert resolve_architecture("retinanet", None, "torchvision") == ("retinanet", "resnet18")
+    assert resolve_architecture("yolo26n-p2", None, "yolo") == ("yolo26n-p2", "yolo")
     assert resolve_architecture("fcos", "timm:resnet10t", "torchvision") == ("fcos", "timm:resnet10t")
     with pytest.raises(UnknownNameError, match="retinanet"):
         resolve_architecture("retinanett", None, "torchvision")

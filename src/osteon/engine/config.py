@@ -95,19 +95,27 @@ class TrainConfig(BaseModel):
     tile_context: bool = Field(False, description="tiled: add the whole image, at tile size, as one more instance")
 
     # segmentation / detection
-    patch_size: int | None = Field(None, ge=16, description="segment: train on random patches of this size")
+    patch_size: int | None = Field(
+        None, ge=16, description="segment, detect (centernet): train on random crops of this size"
+    )
     window_overlap: float = Field(0.25, ge=0, lt=1, description="segment: sliding-window overlap at inference")
     score_threshold: float = Field(0.05, ge=0, le=1, description="detect: lowest box score kept in predictions")
     backend: str = Field("torchvision", description="detect: torchvision | yolo (extra 'yolo')")
 
     # optimisation
     epochs: int = Field(10, ge=1)
+    time_budget_min: float | None = Field(
+        None, gt=0, description="Train for this many wall-clock minutes: epochs are re-planned after each one"
+    )
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: OptimizerName = Field("adamw", description="adamw | sgd")
     scheduler: SchedulerName = Field("cosine", description="cosine | none")
     accumulate_grad_batches: int = Field(1, ge=1)
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="Exponential moving average of the weights per step (e.g. 0.99; 0: off)"
+    )
     early_stopping_patience: int = Field(0, ge=0, description="Epochs without validation gain before stopping (0: off)")
 
     # augmentation (radiograph-safe: no colour jitter)

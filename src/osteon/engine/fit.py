@@ -80,13 +80,23 @@ def train(
     if cfg is None:
         cfg = TrainConfig.from_sources(**overrides)
     elif overrides:
-        cfg = TrainConfig(**{**cfg.model_dump(), **_given(overrides)})
+        cfg = TrainConfig(**{**cfg.model_dump(exclude_unset=True), **_given(overrides)})  # unset stays unset
+    cfg = with_recipe_defaults(cfg)
     if is_ddp_child():
         run = RunDir.open(cfg.out, need_model=False)
         last = run.last_checkpoint if run.last_checkpoint.is_file() else None
         return _fit(run, cfg, ckpt_path=last, callbacks=callbacks, progress=progress)
     run = prepare_run(cfg)  # validates everything before the run directory is made
     return _fit(run, cfg, ckpt_path=None, callbacks=callbacks, progress=progress)
+
+
+def with_recipe_defaults(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the task's recipe defaults (``Task.recipe_defaults``) for the fields the user left unset."""
+    from osteon.tasks import TASKS
+
+    defaults = TASKS.get(cfg.task).recipe_defaults(cfg)
+    unset = {k: v for k, v in defaults.items() if k not in cfg.model_fields_set}
+    return TrainConfig(**{**cfg.model_dump(exclude_unset=True), **unset}) if unset else cfg
 
 
 def _given(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +126,9 @@ def _fit(
     pretrained = cfg.pretrained if ckpt_path is None else None  # a resumed run's checkpoint holds every weight
     model = task.build_model(model=cfg.model, pretrained=pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout)
     module = TaskModule(task, model, cfg, class_weights=class_weights)
-    trainer, best = build_trainer(cfg, run, callbacks=callbacks, progress=progress)
+    precision = task.train_precision(cfg)  # a task may default to another precision when none was given
+    trainer_cfg = cfg if precision == cfg.precision else cfg.model_copy(update={"precision": precision})
+    trainer, best = build_trainer(trainer_cfg, run, callbacks=callbacks, progress=progress)
     loaders = _loaders(datasets, task, cfg, class_weights)
     started = time.perf_counter()
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt_path)
@@ -181,7 +193,7 @@ def _build_datasets(
 
 def _loaders(datasets: dict[str, Dataset], task: Task, cfg: TrainConfig, class_weights: torch.Tensor | None) -> dict:
     common = {
-        "batch_size": cfg.batch_size,
+        "batch_size": task.train_batch_size(cfg),
         "num_workers": cfg.num_workers,
         "persistent_workers": cfg.num_workers > 0,
         "collate_fn": task.collate_fn,

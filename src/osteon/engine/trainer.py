@@ -13,9 +13,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BackboneFinetuning, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 from lightning.pytorch.loggers import Logger
 
-from osteon.engine.callbacks import RandomState, ResumableCSVLogger, ResumeLogs, TrainingClock
+from osteon.engine.callbacks import RandomState, ResumableCSVLogger, ResumeLogs, TimeBudget, TrainingClock
 from osteon.engine.config import TrainConfig
 from osteon.engine.rundir import RunDir
 
@@ -152,6 +153,10 @@ def build_trainer(
         all_callbacks.append(EpochProgressBar(console_kwargs={"stderr": True}))
     if cfg.early_stopping_patience:
         all_callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.early_stopping_patience))
+    if getattr(cfg, "time_budget_min", None):
+        all_callbacks.append(TimeBudget(cfg.time_budget_min * 60))
+    if getattr(cfg, "ema_decay", 0.0):  # validation, best.ckpt and model.pt then hold the averaged weights
+        all_callbacks.insert(0, EMAWeightAveraging(decay=cfg.ema_decay))
     if cfg.freeze_backbone_epochs:
         all_callbacks.append(BackboneFinetuning(unfreeze_backbone_at_epoch=cfg.freeze_backbone_epochs, verbose=False))
     loggers: list[Logger] = [ResumableCSVLogger(run.logs, name="", version="")]  # keeps metrics.csv on resume

@@ -38,8 +38,10 @@ from osteon.errors import ConfigError, UnknownNameError
 
 #: Architectures Osteon builds from torchvision (backend "torchvision").
 TORCHVISION_DETECTORS = ("retinanet", "fcos", "faster_rcnn")
+#: Osteon's own detectors (``models/centernet.py``), trained in the same loop as torchvision's (backend "torchvision").
+NATIVE_DETECTORS = ("centernet",)
 #: Ultralytics model configs usable with backend "yolo" (trained from their YAML, never from weights).
-YOLO_DETECTORS = ("yolov8n", "yolov8s", "yolov8m")
+YOLO_DETECTORS = ("yolov8n", "yolov8s", "yolov8m", "yolo26n", "yolo26s", "yolo26n-p2")
 RESNET_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101")
 #: Strides of the feature levels each architecture uses (P3–P7, or P2–P6 for Faster R-CNN).
 LEVEL_STRIDES = {"retinanet": (8, 16, 32, 64, 128), "fcos": (8, 16, 32, 64, 128), "faster_rcnn": (4, 8, 16, 32, 64)}
@@ -200,8 +202,11 @@ def build_detector(spec: DetectorSpec, *, pretrained: str | None = None) -> nn.M
                 "drop --pretrained, or use retinanet/fcos/faster_rcnn with the pretrained encoder."
             )
         return YoloDetector(spec)
+    if spec.architecture == "centernet":
+        return _centernet(spec, pretrained=pretrained)
     if spec.architecture not in TORCHVISION_DETECTORS:
-        raise UnknownNameError("detector", spec.architecture, [*TORCHVISION_DETECTORS, *YOLO_DETECTORS])
+        known = [*NATIVE_DETECTORS, *TORCHVISION_DETECTORS, *YOLO_DETECTORS]
+        raise UnknownNameError("detector", spec.architecture, known)
     levels = LEVEL_STRIDES[spec.architecture]
     if len(spec.anchor_sizes) != len(levels):
         raise ConfigError(
@@ -258,6 +263,29 @@ def build_detector(spec: DetectorSpec, *, pretrained: str | None = None) -> nn.M
     model.transform = _NoResize(spec.image_size)
     offset = 1 if spec.architecture == "faster_rcnn" else 0
     return Detector(model, feature_layer=f"detector.backbone.{feature_layer}", label_offset=offset)
+
+
+def _centernet(spec: DetectorSpec, *, pretrained: str | None) -> nn.Module:
+    """The heat-map detector of ``spec`` (timm encoder; a pretrain run / ``backbone.pt`` is loaded into it)."""
+    from osteon.models.centernet import CenterNet
+    from osteon.models.pretrained import backbone_source, encoder_architecture
+
+    source = backbone_source(pretrained)
+    what = f"centernet encoder {spec.encoder!r}"
+    if source is not None:
+        source.check(needs=encoder_architecture(spec.encoder), in_chans=1, what=what, fix=source.encoder_option())
+    model = CenterNet(
+        spec.encoder,
+        spec.num_classes,
+        width=int(spec.extra.get("head_width", 64)),
+        score_threshold=spec.score_threshold,
+        nms_iou=spec.nms_iou,
+        detections_per_image=spec.detections_per_image,
+        pretrained=None if source else pretrained,
+    )
+    if source is not None:
+        source.load_into(model.encoder, what=what)
+    return model
 
 
 class _NoResize(GeneralizedRCNNTransform):

@@ -37,15 +37,18 @@ import torch
 from osteon.data.boxes import box_records
 from osteon.data.manifest import Manifest
 from osteon.errors import ConfigError, UnknownNameError
+from osteon.models.centernet import DEFAULT_ENCODER as CENTERNET_ENCODER
 from osteon.models.detection import (
     LEVEL_STRIDES,
+    NATIVE_DETECTORS,
     RESNET_ENCODERS,
     TORCHVISION_DETECTORS,
     YOLO_DETECTORS,
 )
 
 MIN_BOX_PX = 12  # boxes smaller than this in the input are hard for any detector
-DEFAULT_ARCHITECTURE = {"torchvision": "retinanet", "yolo": "yolov8n"}
+DEFAULT_ARCHITECTURE = {"torchvision": "centernet", "yolo": "yolov8n"}
+CROP_FROM_SIZE = 384  # centernet: at this input size and above, train on crops of half the side by default
 BACKENDS = ("torchvision", "yolo")
 
 
@@ -53,17 +56,18 @@ class SmallBoxWarning(UserWarning):
     """At the chosen input size, many boxes are only a few pixels wide."""
 
 
-def resolve_architecture(model: str, encoder: str | None, backend: str) -> tuple[str, str]:
+def resolve_architecture(model: str | None, encoder: str | None, backend: str) -> tuple[str, str]:
     """``(architecture, encoder)`` from ``--model``/``--encoder``/``--backend``.
 
-    ``--model`` names the detector (``retinanet``, ``fcos``, ``faster_rcnn``; with ``--backend yolo``
-    ``yolov8n``/``s``/``m``). A model that is an encoder name (the config's default ``resnet18``) means the
+    ``--model`` names the detector (``centernet``, ``retinanet``, ``fcos``, ``faster_rcnn``; with ``--backend
+    yolo`` ``yolov8n``/``s``/``m``, ``yolo26n``/``s``, ``yolo26n-p2``). ``None`` (no ``--model``) is the
+    backend's default detector with its default encoder; a model that is an encoder name means the
     backend's default detector on that encoder.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}.")
-    name = model.lower()
-    known = TORCHVISION_DETECTORS if backend == "torchvision" else YOLO_DETECTORS
+    name = (model or DEFAULT_ARCHITECTURE[backend]).lower()
+    known = (*NATIVE_DETECTORS, *TORCHVISION_DETECTORS) if backend == "torchvision" else YOLO_DETECTORS
     if name in known:
         architecture = name
     elif name in RESNET_ENCODERS or name.startswith("timm:"):
@@ -71,7 +75,10 @@ def resolve_architecture(model: str, encoder: str | None, backend: str) -> tuple
     elif backend == "torchvision" and name in YOLO_DETECTORS:
         raise ConfigError(f"model={model!r} is a YOLO model. Fix: add --backend yolo (extra 'yolo').")
     else:
-        raise UnknownNameError(f"{backend} detector", model, list(known))
+        raise UnknownNameError(f"{backend} detector", name, list(known))
+    if architecture == "centernet":  # any timm encoder; ResNets are timm's
+        chosen = (encoder or CENTERNET_ENCODER).lower()
+        return architecture, chosen if chosen.startswith("timm:") else f"timm:{chosen}"
     encoder = (encoder or "resnet18").lower() if backend == "torchvision" else "yolo"
     if backend == "torchvision" and encoder not in RESNET_ENCODERS and not encoder.startswith("timm:"):
         raise UnknownNameError("detection encoder", encoder, [*RESNET_ENCODERS, "timm:<name>"])
@@ -123,7 +130,7 @@ def box_statistics(manifest: Manifest, column: str, *, image_size: int) -> dict[
 
 def plan_anchors(architecture: str, stats: dict[str, Any]) -> tuple[list[list[float]], list[float]]:
     """Anchor sizes per level and aspect ratios for ``architecture`` from :func:`box_statistics`."""
-    if architecture in YOLO_DETECTORS:
+    if architecture in YOLO_DETECTORS or architecture in NATIVE_DETECTORS:
         return [], []
     strides = LEVEL_STRIDES[architecture]
     if architecture == "fcos":
@@ -157,6 +164,24 @@ def plan_roi_head(architecture: str, stats: dict[str, Any], *, gpu: bool) -> dic
     }
 
 
+def plan_train_crop(architecture: str, image_size: int, patch_size: int | None) -> int | None:
+    """Side of the training crops (``None``: whole images). ``patch_size`` when given; else, for centernet at
+    ``image_size ≥ CROP_FROM_SIZE``, half the side (a multiple of 32): at a high resolution each step sees
+    four times fewer pixels, centred on a finding half of the time (``DetectionDataset``)."""
+    if patch_size is not None:
+        if architecture not in NATIVE_DETECTORS:
+            raise ConfigError(
+                f"patch_size={patch_size}: only the fully convolutional centernet trains on crops; "
+                f"{architecture} needs whole images. Fix: drop --patch-size or use --model centernet."
+            )
+        if patch_size > image_size:
+            raise ConfigError(f"patch_size={patch_size} is larger than image_size={image_size}. Fix: lower it.")
+        return None if patch_size == image_size else int(patch_size)
+    if architecture in NATIVE_DETECTORS and image_size >= CROP_FROM_SIZE:
+        return max(32, image_size // 2 // 32 * 32)
+    return None
+
+
 def recommended_image_size(stats: dict[str, Any]) -> int | None:
     """Smallest multiple of 32 at which the 5th-percentile box side is ≥ ``MIN_BOX_PX`` pixels."""
     rel = stats.get("relative_side_p5")
@@ -170,10 +195,11 @@ def make_plan(
     *,
     column: str,
     class_names: list[str],
-    model: str,
+    model: str | None,
     encoder: str | None,
     backend: str,
     image_size: int,
+    patch_size: int | None = None,
     score_threshold: float,
     input_mean: float,
     input_std: float,
@@ -216,6 +242,7 @@ def make_plan(
         "input_std": input_std,
         "fpn_channels": fpn_channels,
         **plan_roi_head(architecture, stats, gpu=gpu),
+        "train_crop": plan_train_crop(architecture, image_size, patch_size),
         "box_statistics": stats,
         "recommended_image_size": recommended,
         "notes": notes,

@@ -138,6 +138,12 @@ class Task(Protocol):
     @classmethod
     def plan(cls, state: TaskState, manifest: Manifest, cfg: Any) -> TaskState: ...
 
+    @classmethod
+    def recipe_defaults(cls, cfg: Any) -> dict[str, Any]:
+        """Config values of the task's default recipe (e.g. its learning rate); the engine applies those the user
+        did not set, before the run is made, so ``config.yaml`` records them."""
+        ...
+
     @property
     def num_outputs(self) -> int: ...
 
@@ -165,6 +171,14 @@ class Task(Protocol):
 
     def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
         """Inverse-frequency weights for the loss/sampler (``None`` when the task has no classes)."""
+        ...
+
+    def train_batch_size(self, cfg: Any) -> int:
+        """Images per training step: ``cfg.batch_size``, or the task's default when the config left it unset."""
+        ...
+
+    def train_precision(self, cfg: Any) -> str:
+        """The Trainer's precision: ``cfg.precision``, or the task's default when the config left it unset."""
         ...
 
     def training_loss(self, model: nn.Module, batch: Any, class_weights: torch.Tensor | None) -> torch.Tensor: ...
@@ -250,10 +264,21 @@ class TaskBase:
         """Choices derived from the training data (default: none)."""
         return state
 
+    @classmethod
+    def recipe_defaults(cls, cfg: Any) -> dict[str, Any]:
+        """The task's own defaults for config fields the user did not set (default: none)."""
+        return {}
+
     @property
     def trainer_backend(self) -> str:
         """The engine backend that trains this task (default: the Lightning loop)."""
         return "lightning"
+
+    def train_batch_size(self, cfg: Any) -> int:
+        return int(cfg.batch_size)
+
+    def train_precision(self, cfg: Any) -> str:
+        return str(cfg.precision)
 
     def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
         return None
@@ -272,6 +297,25 @@ class TaskBase:
 
 
 TASKS: Registry[type] = Registry("task")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether training runs on a CPU with native bf16 arithmetic (AVX-512 BF16 or AMX) and no CUDA GPU.
+
+    On such CPUs bf16 autocast roughly doubles convolution throughput (``benchmarks/engine_overhead.py``);
+    elsewhere bf16 is emulated and slower than fp32.
+    """
+    if torch.cuda.is_available():
+        return False
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return False
+    return False
 
 
 def build_task(state: TaskState) -> Task:

@@ -1,0 +1,218 @@
+"""Osteon's default detector: a light heat-map detector (CenterNet/TTFNet family) for few, small findings.
+
+One output map at stride 4 instead of anchors on five levels:
+
+* **Encoder**: any timm model (``features_only``, 1 input channel); the default ``mobilenetv4_conv_small``
+  is the fastest of the timm encoders measured on this project's CPUs (``docs/decisions.md``).
+* **Neck**: the stride-8/16/32 maps are projected to ``width`` channels and merged top-down into the
+  stride-4 map (an FPN that keeps only its finest level); depthwise-separable 3×3 convolutions keep the
+  stride-4 compute small.
+* **Heads**: a heat map per class (sigmoid; the objects' centres) and, per cell, the distances to the four
+  box sides (class-agnostic, ``exp(·) × stride``).
+* **Training** (TTFNet, Liu et al. AAAI 2020, "training-time-friendly"): the heat-map target is an
+  elliptical Gaussian per box (σ = 0.54·side/6, at least ``MIN_SIGMA`` cells) scored by CornerNet's
+  penalty-reduced focal loss; the sides are regressed with GIoU at *every* cell inside the Gaussian,
+  weighted by the Gaussian — many supervised cells per object instead of one, which is what makes it
+  converge in few epochs from random weights.
+* **Decoding**: a 3×3 max-pool keeps local peaks, the top ``detections_per_image`` become boxes, and a
+  class-wise NMS removes neighbours that describe the same object.
+
+The network is fully convolutional, so it trains on crops (``patch_size``, centred on findings half of
+the time; ``tasks/_detect_data.py``) and predicts on the whole letterboxed image.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, generalized_box_iou_loss
+
+from osteon.errors import ConfigError, UnknownNameError
+
+DEFAULT_ENCODER = "mobilenetv4_conv_small"
+STRIDE = 4
+GAUSSIAN_ALPHA = 0.54  # TTFNet's β: the Gaussian covers the central part of the box
+MIN_SIGMA = 0.5  # cells: a box a few pixels wide still gets a peak with neighbours
+BOX_LOSS_WEIGHT = 5.0  # TTFNet's weight of the GIoU term
+PRIOR = 0.01  # initial heat-map probability (RetinaNet's prior: the focal loss starts stable)
+
+
+def _separable(width: int) -> nn.Sequential:
+    """Depthwise 3×3 + pointwise 1×1, BatchNorm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+        nn.Conv2d(width, width, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CenterNet(nn.Module):
+    """Heat-map detector behind Osteon's detector interface (``losses`` / ``forward``, see ``models.detection``).
+
+    Args:
+        encoder: timm model name (``timm:`` prefix optional).
+        num_classes: Object classes (no background class).
+        width: Channels of the neck and heads.
+        score_threshold, nms_iou, detections_per_image: Decoding.
+        pretrained: ``None`` (random), ``"hub"`` (timm's weights; needs internet) or a local timm checkpoint.
+    """
+
+    def __init__(
+        self,
+        encoder: str,
+        num_classes: int,
+        *,
+        width: int = 64,
+        score_threshold: float = 0.05,
+        nms_iou: float = 0.5,
+        detections_per_image: int = 100,
+        pretrained: str | None = None,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        name = encoder.removeprefix("timm:")
+        if not timm.is_model(name):
+            raise UnknownNameError("timm encoder", name, timm.list_models())
+        kwargs: dict[str, Any] = {"features_only": True, "in_chans": 1, "pretrained": pretrained is not None}
+        if pretrained not in (None, "hub"):
+            kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained)}
+        self.encoder = timm.create_model(name, **kwargs)
+        reductions = list(self.encoder.feature_info.reduction())
+        missing = [r for r in (4, 8, 16, 32) if r not in reductions]
+        if missing:
+            raise ConfigError(f"timm:{name} has no feature maps at strides {missing} (it has {reductions}).")
+        self.levels = [reductions.index(r) for r in (4, 8, 16, 32)]
+        channels = [self.encoder.feature_info.channels()[i] for i in self.levels]
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
+        self.smooth = _separable(width)
+        self.heatmap = nn.Sequential(_separable(width), nn.Conv2d(width, num_classes, 1))
+        self.sides = nn.Sequential(_separable(width), nn.Conv2d(width, 4, 1))
+        nn.init.constant_(self.heatmap[-1].bias, -math.log((1 - PRIOR) / PRIOR))
+        nn.init.zeros_(self.sides[-1].bias)
+        self.num_classes = num_classes
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.detections_per_image = detections_per_image
+        self.feature_layer = f"encoder.{self.encoder.feature_info.module_name(self.levels[-1])}"
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The encoder (frozen by ``--freeze-backbone-epochs``)."""
+        return self.encoder
+
+    def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(heat-map logits (B, C, h, w), side distances in input pixels (B, 4, h, w))`` at stride 4."""
+        features = self.encoder(images)
+        merged = None
+        for level in reversed(range(4)):
+            x = self.lateral[level](features[self.levels[level]])
+            merged = x if merged is None else x + F.interpolate(merged, size=x.shape[-2:], mode="nearest")
+        assert merged is not None
+        merged = self.smooth(merged)
+        return self.heatmap(merged), torch.exp(self.sides(merged).float().clamp(max=8.0)) * STRIDE
+
+    # -- training --------------------------------------------------------------------------------
+    def losses(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """``{"heatmap": focal loss, "box": GIoU loss}`` (targets: input-pixel xyxy, 0-based labels)."""
+        if not self.training:
+            raise RuntimeError("CenterNet.losses needs train mode (model.train()); use forward() for detections.")
+        logits, sides = self.maps(images)
+        heat, weight, box_target = _encode(targets, logits.shape, self.num_classes)
+        heat_loss = _focal_loss(logits.float(), heat)
+        centres = _cell_centres(logits.shape[-2:], logits.device)
+        predicted = _boxes(centres, sides)  # (B, h, w, 4)
+        mask = weight > 0
+        if mask.any():
+            giou = generalized_box_iou_loss(predicted[mask], box_target[mask], reduction="none")
+            box_loss = (giou * weight[mask]).sum() / weight[mask].sum()
+        else:
+            box_loss = sides.sum() * 0.0
+        return {"heatmap": heat_loss, "box": BOX_LOSS_WEIGHT * box_loss}
+
+    # -- inference -------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, covariates: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+        """Detections per image in input pixels: ``[{"boxes" (D, 4), "scores" (D,), "labels" (D,)}]``."""
+        logits, sides = self.maps(images)
+        heat = torch.sigmoid(logits.float())
+        peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
+        batch, classes, h, w = heat.shape
+        boxes = _boxes(_cell_centres((h, w), heat.device), sides).reshape(batch, h * w, 4)
+        k = min(self.detections_per_image, classes * h * w)
+        scores, index = peaks.reshape(batch, -1).topk(k, dim=1)
+        out = []
+        for b in range(batch):
+            keep = scores[b] >= self.score_threshold
+            s, i = scores[b][keep], index[b][keep]
+            labels, cells = i // (h * w), i % (h * w)
+            bx = boxes[b, cells]
+            bx = torch.stack(
+                [bx[:, 0].clamp(0, images.shape[-1]), bx[:, 1].clamp(0, images.shape[-2]),
+                 bx[:, 2].clamp(0, images.shape[-1]), bx[:, 3].clamp(0, images.shape[-2])],
+                dim=1,
+            )  # fmt: skip
+            kept = batched_nms(bx, s, labels, self.nms_iou)
+            out.append({"boxes": bx[kept], "scores": s[kept], "labels": labels[kept]})
+        return out
+
+
+def _cell_centres(hw: tuple[int, int] | torch.Size, device: torch.device) -> torch.Tensor:
+    """``(h, w, 2)`` input-pixel ``(x, y)`` of every stride-4 cell's centre."""
+    h, w = int(hw[0]), int(hw[1])
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * STRIDE
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * STRIDE
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1)
+
+
+def _boxes(centres: torch.Tensor, sides: torch.Tensor) -> torch.Tensor:
+    """xyxy boxes ``(B, h, w, 4)`` from cell centres and the (left, top, right, bottom) distances ``(B, 4, h, w)``."""
+    d = sides.permute(0, 2, 3, 1)
+    return torch.cat([centres - d[..., :2], centres + d[..., 2:]], dim=-1)
+
+
+def _encode(
+    targets: list[dict[str, torch.Tensor]], shape: torch.Size, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training targets at stride 4: heat map ``(B, C, h, w)`` (Gaussians, exactly 1 at each box's centre cell),
+    box weight ``(B, h, w)`` (the Gaussian of the box that owns the cell) and that box ``(B, h, w, 4)``."""
+    batch, _, h, w = shape
+    device = targets[0]["boxes"].device if targets else torch.device("cpu")
+    heat = torch.zeros((batch, num_classes, h, w), device=device)
+    weight = torch.zeros((batch, h, w), device=device)
+    owner = torch.zeros((batch, h, w, 4), device=device)
+    ys = torch.arange(h, device=device, dtype=torch.float32)[:, None]
+    xs = torch.arange(w, device=device, dtype=torch.float32)[None, :]
+    for b, target in enumerate(targets):
+        boxes, labels = target["boxes"].float(), target["labels"].long()
+        if not len(boxes):
+            continue
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        for k in torch.argsort(areas, descending=True).tolist():  # small boxes last: they own shared cells
+            x1, y1, x2, y2 = boxes[k].tolist()
+            cx = min(max(int((x1 + x2) / 2 / STRIDE), 0), w - 1)
+            cy = min(max(int((y1 + y2) / 2 / STRIDE), 0), h - 1)
+            sx = max(GAUSSIAN_ALPHA * (x2 - x1) / STRIDE / 6, MIN_SIGMA)
+            sy = max(GAUSSIAN_ALPHA * (y2 - y1) / STRIDE / 6, MIN_SIGMA)
+            g = torch.exp(-((xs - cx) ** 2) / (2 * sx**2) - ((ys - cy) ** 2) / (2 * sy**2))
+            g = torch.where(g > 0.01, g, torch.zeros_like(g))
+            c = int(labels[k])
+            heat[b, c] = torch.maximum(heat[b, c], g)
+            owns = g > 0
+            weight[b][owns] = g[owns]
+            owner[b][owns] = boxes[k]
+    return heat, weight, owner
+
+
+def _focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CornerNet's penalty-reduced focal loss (α = 2, β = 4), summed and divided by the number of objects."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    positive = target.eq(1).float()
+    pos = -torch.log(p) * (1 - p) ** 2 * positive
+    neg = -torch.log(1 - p) * p**2 * (1 - target) ** 4 * (1 - positive)
+    return (pos.sum() + neg.sum()) / positive.sum().clamp(min=1.0)

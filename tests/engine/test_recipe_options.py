@@ -1,0 +1,51 @@
+"""Weight averaging (``ema_decay``), time budgets (``time_budget_min``) and the tasks' recipe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from osteon.engine import train
+from osteon.engine.config import TrainConfig
+from osteon.engine.fit import with_recipe_defaults
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_validation_and_model_pt_use_the_averaged_weights(phantom_dataset: Path, tmp_path: Path) -> None:
+    common = {"task": "classify", "data": str(phantom_dataset), "target": "fractured", "model": "tiny_cnn"}
+    run = train(**common, epochs=2, image_size=32, batch_size=16, ema_decay=0.9, out=str(tmp_path / "r"), progress=False)
+    last = torch.load(run.checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    averaged, current = last["state_dict"], last["current_model_state"]  # Lightning's WeightAveraging layout
+    name = next(k for k in averaged if k.endswith("weight") and averaged[k].dtype.is_floating_point)
+    assert not torch.equal(averaged[name], current[name])  # the average lags the optimiser's weights
+    best = torch.load(run.checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
+    model = torch.load(run.path / "model.pt", map_location="cpu", weights_only=False)
+    exported = model["state_dict"] if "state_dict" in model else model
+    key = name.removeprefix("model.")
+    assert any(torch.equal(v, best["state_dict"][name]) for k, v in exported.items() if k.endswith(key))
+    assert yaml.safe_load(run.config.read_text())["ema_decay"] == 0.9
+
+
+def test_recipe_defaults_fill_only_what_the_user_left_unset() -> None:
+    cfg = with_recipe_defaults(TrainConfig(task="detect", data="x.csv"))
+    assert cfg.lr == 3e-3  # the default detector's recipe
+    assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", lr=1e-4)).lr == 1e-4
+    assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", model="retinanet")).lr == 1e-3
+    assert with_recipe_defaults(TrainConfig(task="classify", data="x.csv")).lr == 1e-3
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_time_budget_replans_the_epochs_and_the_cosine(phantom_dataset: Path, tmp_path: Path) -> None:
+    import json
+
+    common = {"task": "classify", "data": str(phantom_dataset), "target": "fractured", "model": "tiny_cnn"}
+    run = train(
+        **common, epochs=500, time_budget_min=0.08, image_size=32, batch_size=16, out=str(tmp_path / "r"), progress=False
+    )
+    epochs = json.loads(run.training.read_text())["epochs_run"]
+    assert 1 <= epochs < 500  # stopped by the 5-second budget, not by `epochs`
+    last = torch.load(run.checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["lr_schedulers"][0]["T_max"] == epochs  # the cosine was re-planned to end at the last epoch

@@ -1,0 +1,77 @@
+"""The heat-map detector (models/centernet.py): targets, losses, decoding, and that it learns a box."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from osteon.errors import UnknownNameError
+from osteon.models.centernet import STRIDE, CenterNet, _encode
+from osteon.models.detection import DetectorSpec, build_detector
+
+ENCODER = "resnet10t"  # small and has stride-4 features
+
+
+def _target(*boxes: list[float], label: int = 0) -> dict[str, torch.Tensor]:
+    b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    return {"boxes": b, "labels": torch.full((len(b),), label, dtype=torch.long)}
+
+
+def test_each_box_gets_one_peak_at_its_centre_and_regression_weights_around_it() -> None:
+    heat, weight, owner = _encode([_target([16.0, 8.0, 48.0, 40.0]), _target()], torch.Size((2, 2, 16, 16)), 2)
+    cx, cy = int(32 / STRIDE), int(24 / STRIDE)
+    assert heat[0, 0, cy, cx] == 1.0 and int((heat == 1).sum()) == 1  # one exact positive (focal loss)
+    assert heat[0, 1].abs().sum() == 0 and heat[1].abs().sum() == 0  # other class, empty image: no target
+    assert weight[0, cy, cx] == 1.0 and 1 < int((weight[0] > 0).sum()) < 64  # several cells regress the box
+    assert torch.equal(owner[0, cy, cx], torch.tensor([16.0, 8.0, 48.0, 40.0]))
+    assert weight[1].sum() == 0
+
+
+def test_the_smaller_of_two_overlapping_boxes_owns_the_shared_cells() -> None:
+    big, small = [0.0, 0.0, 60.0, 60.0], [24.0, 24.0, 36.0, 36.0]
+    _, _, owner = _encode([_target(big, small)], torch.Size((1, 1, 16, 16)), 1)
+    assert torch.equal(owner[0, 7, 7], torch.tensor(small))
+
+
+def test_losses_are_finite_and_detections_follow_the_interface() -> None:
+    model = CenterNet(ENCODER, 2, width=16, detections_per_image=5, score_threshold=0.0)
+    model.train()
+    x = torch.randn(2, 1, 64, 64)
+    losses = model.losses(x, [_target([10.0, 10.0, 30.0, 26.0], label=1), _target()])
+    assert set(losses) == {"heatmap", "box"} and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()  # type: ignore[union-attr]
+    assert model.lateral[0].weight.grad is not None
+    out = model(x)
+    assert len(out) == 2 and all(len(o["boxes"]) <= 5 for o in out)
+    boxes = out[0]["boxes"]
+    assert boxes.shape[1] == 4 and bool((boxes >= 0).all()) and bool((boxes <= 64).all())
+    assert set(out[0]["labels"].tolist()) <= {0, 1}
+    with pytest.raises(RuntimeError, match="train mode"):
+        model.eval().losses(x, [_target(), _target()])
+
+
+def test_it_learns_to_find_a_bright_square() -> None:
+    """A few hundred steps on one synthetic image: the top box is the square (IoU > 0.5)."""
+    torch.manual_seed(0)
+    model = build_detector(DetectorSpec("centernet", f"timm:{ENCODER}", 1, 64, extra={"head_width": 16}))
+    image = torch.full((1, 1, 64, 64), -1.0)
+    image[..., 20:36, 28:48] = 2.0
+    box = [28.0, 20.0, 48.0, 36.0]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(120):
+        loss = sum(model.losses(image, [_target(box)]).values())
+        opt.zero_grad()
+        loss.backward()  # type: ignore[union-attr]
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        top = model(image)[0]["boxes"][0]
+    from torchvision.ops import box_iou
+
+    assert float(box_iou(top[None], torch.tensor([box]))[0, 0]) > 0.5
+
+
+def test_an_unknown_encoder_is_named() -> None:
+    with pytest.raises(UnknownNameError, match="not_a_model"):
+        CenterNet("timm:not_a_model", 1)
