@@ -45,7 +45,7 @@ def test_every_strategy_is_planned_with_reasons(phantom_plan: dict) -> None:
         assert cfg["task"] == task and cfg["data"].endswith("manifest.csv")
         assert {"image_size", "epochs", "hflip"} <= set(plan["reasons"]) | {"hflip"}
         assert cfg["hflip"] is True  # both knees occur: a mirrored knee is a real knee
-    assert plans["detect"]["config"]["model"] == "faster_rcnn"
+    assert plans["detect"]["config"]["model"] == "centernet"
     assert plans["regress"]["config"]["loss"] == "l1"
 
 

@@ -346,10 +346,12 @@ def _detect(fp: dict[str, Any], where: str) -> dict[str, Any]:
     size = _round32(24 / max(rel, 1e-3), 512, 1024 if where == "gpu" else 640)
     cfg["image_size"] = size
     why["image_size"] = f"the smallest boxes (10th percentile) are {rel:.1%} of the image side: ≥ 24 px at {size} px"
-    cfg["model"] = "faster_rcnn"
-    cfg["encoder"] = "resnet50" if where == "gpu" else "resnet18"
-    why["model"] = "Faster R-CNN learns from few boxes (sampled RPN/RoI losses); see docs/decisions.md"
-    cfg["batch_size"] = 8 if where == "gpu" else 2
+    cfg["model"] = "centernet"
+    why["model"] = (
+        "Osteon's default detector: one stride-4 heat map on a light timm encoder, trained on crops of half the "
+        "input centred on findings (BENCHMARKS.md §4); see docs/decisions.md"
+    )
+    cfg["batch_size"] = 8
     n_train = int((fp.get("annotations") or {}).get("images_with_boxes", fp["images"]) * 0.7) or int(fp["images"] * 0.7)
     cfg["epochs"] = _epochs(n_train, cfg["batch_size"], where)
     why["epochs"] = f"about {TARGET_STEPS[where]} optimiser steps on ~{n_train} training images ({where})"
