@@ -1,5 +1,6 @@
 """``osteon export --format onnx``: parity with PyTorch, int8 kept only when validation holds, every task that
-exports, the ONNX backend of the Predictor, and detectors refused with the reason."""
+exports, the ONNX backend of the Predictor, the default detector (network in ONNX, decoding in PyTorch), and other
+detectors refused with the reason."""
 
 from __future__ import annotations
 
@@ -132,6 +133,27 @@ def test_models_that_return_box_lists_are_refused(trained_classifier: Path, monk
     with pytest.raises(ConfigError, match="not one tensor"):
         export_onnx(run)
     assert not RunDir(run).onnx_model.exists()
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_the_default_detector_exports_its_network_and_decodes_alike(phantom_dataset: Path, tmp_path: Path) -> None:
+    """centernet: ONNX Runtime runs the network, PyTorch the peak search and NMS; boxes equal PyTorch's."""
+    run = train(
+        task="detect", data=str(phantom_dataset), image_size=64, epochs=2, batch_size=8, out=str(tmp_path / "det"),
+        score_threshold=0.01, progress=False,
+    )  # fmt: skip
+    report = export_onnx(run.path)
+    assert report.info["validation"]["onnx"] == pytest.approx(report.info["validation"]["torch"], abs=1e-6)
+    assert "decode" in report.info["postprocessing"]
+    manifest = RunDir(run.path).load_manifest()
+    images = [manifest.resolve(p) for p in manifest.frame.loc[manifest.frame["split"] == "test", "image"][:6]]
+    torch_boxes = Predictor.from_run(run.path).predict_paths(images, progress=False)
+    onnx_boxes = Predictor.from_run(run.path, backend="onnx").predict_paths(images, progress=False)
+    assert (onnx_boxes["n_boxes"] == torch_boxes["n_boxes"]).all() and torch_boxes["n_boxes"].sum() > 0
+    for a, b in zip(torch_boxes["pred_boxes"], onnx_boxes["pred_boxes"], strict=True):
+        xa = np.array([box["xyxy"] for box in json.loads(a)]).reshape(-1, 4)
+        xb = np.array([box["xyxy"] for box in json.loads(b)]).reshape(-1, 4)
+        np.testing.assert_allclose(xb, xa, atol=0.05)
 
 
 def test_cli_export_and_predict_with_onnx(exported: Path, phantom_dataset: Path, tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ Checks:
   int8 per channel, activations uint8, MinMax calibration on the run's validation images) and is kept only when
   its metric is within ``max_metric_drop`` of PyTorch's (in the metric's own units, in its worse direction).
 
-Models whose output is not one tensor (detectors return per-image box lists after non-maximum suppression) and
+A model that is a tensor network followed by a decoding step (:class:`~osteon.models.decoded.DecodedModel`: the
+default ``centernet`` detector) is exported as its network; parity is checked on the network's output and the
+validation metric on the decoded boxes (the decoding runs in PyTorch after ONNX Runtime). Other models whose
+output is not one tensor (torchvision's detectors return per-image box lists after non-maximum suppression) and
 runs trained by another backend (Ultralytics) are refused with the reason.
 """
 
@@ -34,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from osteon.data.datasets import DecodedImages, decode_images
 from osteon.engine.rundir import RunDir
 from osteon.errors import ConfigError
+from osteon.models.decoded import Decoded, DecodedModel, NetworkOf
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
@@ -102,8 +106,10 @@ def export_onnx(
         )
     dataset = validation_dataset(predictor, run)
     example = _example_inputs(predictor, dataset)
+    decoded = isinstance(model, DecodedModel)  # e.g. a detector: export the network, decode in PyTorch
+    network = NetworkOf(model).eval() if decoded else model
     with torch.inference_mode():
-        reference = model(*example)
+        reference = network(*example)
     if not isinstance(reference, torch.Tensor):
         raise ConfigError(
             f"The model of {run.path} ({type(model).__name__}) returns {type(reference).__name__}, not one tensor: "
@@ -113,10 +119,14 @@ def export_onnx(
     run.export_dir.mkdir(parents=True, exist_ok=True)
     for stale in (run.onnx_int8_model, run.onnx_info):
         stale.unlink(missing_ok=True)
-    exporter = _export_graph(model, example, run.onnx_model, opset=opset, image_only=len(example) == 1)
+    exporter = _export_graph(network, example, run.onnx_model, opset=opset, image_only=len(example) == 1)
     onnx.checker.check_model(str(run.onnx_model))
     fp32 = OnnxModel(run.onnx_model)
-    parity = check_parity(model, fp32, example, atol=atol, rtol=rtol)
+    parity = check_parity(network, fp32, example, atol=atol, rtol=rtol)
+
+    def full(session: torch.nn.Module) -> torch.nn.Module:  # an ONNX session with the model's decoding
+        return Decoded(session, model) if decoded else session
+
     if not parity["passed"]:
         raise ConfigError(
             f"ONNX Runtime differs from PyTorch by up to {parity['max_abs_diff']:.3g} (tolerance atol={atol}, "
@@ -133,7 +143,11 @@ def export_onnx(
         "covariates": meta["covariates"],
         "inputs": _input_spec(predictor, len(example) == 2),
         "outputs": {"logits": {"shape": list(reference.shape[1:]), "dtype": "float32", "batch_axis": 0}},
-        "postprocessing": "the task's own (softmax/sigmoid/ordinal/regression scale, masks), as in osteon's Predictor",
+        "postprocessing": (
+            f"{type(model).__name__}.decode (peaks, top-k, boxes, NMS) in PyTorch, then the task's own"
+            if decoded
+            else "the task's own (softmax/sigmoid/ordinal/regression scale, masks), as in osteon's Predictor"
+        ),
         "source": {"model": run.model.name, "best_epoch": meta.get("best_epoch"), "monitor": meta.get("monitor")},
         "versions": {"torch": str(torch.__version__), "onnx": onnx.__version__, "onnxruntime": ort.__version__},
         "parity": parity,
@@ -141,7 +155,7 @@ def export_onnx(
     validation: dict[str, Any] = {"metric": task.monitor.name, "direction": task.monitor.direction}
     if dataset is not None:
         validation.update(n=len(dataset), torch=validation_metric(task, model, dataset, batch_size=batch_size))
-        validation["onnx"] = validation_metric(task, fp32, dataset, batch_size=batch_size)
+        validation["onnx"] = validation_metric(task, full(fp32), dataset, batch_size=batch_size)
     info["validation"] = validation
     files = [run.onnx_model]
     if quantize == "int8":
@@ -158,6 +172,7 @@ def export_onnx(
             batch_size=batch_size,
             reference=float(validation["torch"]),
             max_metric_drop=max_metric_drop,
+            wrap=full,
         )
         if info["int8"]["accepted"]:
             files.append(run.onnx_int8_model)
@@ -324,6 +339,7 @@ def quantize_int8(
     batch_size: int,
     reference: float,
     max_metric_drop: float,
+    wrap: Any = None,
 ) -> dict[str, Any]:
     """Static int8 quantisation calibrated on validation images; kept only if the metric holds (see module doc)."""
     from onnxruntime.quantization import (
@@ -370,7 +386,8 @@ def quantize_int8(
                 activation_type=QuantType.QUInt8,
                 calibrate_method=CalibrationMethod.MinMax,
             )
-    metric = validation_metric(task, OnnxModel(run.onnx_int8_model), dataset, batch_size=batch_size)
+    session = OnnxModel(run.onnx_int8_model)
+    metric = validation_metric(task, wrap(session) if wrap else session, dataset, batch_size=batch_size)
     change = metric - reference
     loss = -change if task.monitor.direction == "max" else change
     accepted = bool(np.isfinite(metric) and loss <= max_metric_drop)

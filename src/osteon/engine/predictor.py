@@ -55,8 +55,12 @@ class Predictor:
         predictor.run = run
         if backend != "torch":
             from osteon.engine.onnx_session import onnx_model_of_run
+            from osteon.models.decoded import Decoded, DecodedModel
 
-            predictor.model = onnx_model_of_run(run, backend, threads=threads)
+            session = onnx_model_of_run(run, backend, threads=threads)
+            torch_model = predictor.model
+            # a detector's network runs in ONNX Runtime, its decoding (peaks, NMS) in PyTorch
+            predictor.model = Decoded(session, torch_model) if isinstance(torch_model, DecodedModel) else session
         predictor.backend = backend
         return predictor
 

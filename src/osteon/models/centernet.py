@@ -106,6 +106,11 @@ class CenterNet(nn.Module):
         """The encoder (frozen by ``--freeze-backbone-epochs``)."""
         return self.encoder
 
+    def network(self, images: torch.Tensor) -> torch.Tensor:
+        """The tensor part (what ONNX exports): heat-map logits and side distances, ``(B, C + 4, h, w)``."""
+        logits, sides = self.maps(images)
+        return torch.cat([logits.float(), sides], dim=1)
+
     def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(heat-map logits (B, C, h, w), side distances in input pixels (B, 4, h, w))`` at stride 4."""
         features = self.encoder(images)
@@ -138,7 +143,11 @@ class CenterNet(nn.Module):
     # -- inference -------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, covariates: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
         """Detections per image in input pixels: ``[{"boxes" (D, 4), "scores" (D,), "labels" (D,)}]``."""
-        logits, sides = self.maps(images)
+        return self.decode(self.network(images), images)
+
+    def decode(self, raw: torch.Tensor, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Detections from :meth:`network`'s output (peaks, top-k, boxes, class-wise NMS)."""
+        logits, sides = raw[:, : self.num_classes], raw[:, self.num_classes :]
         heat = torch.sigmoid(logits.float())
         peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
         batch, classes, h, w = heat.shape
