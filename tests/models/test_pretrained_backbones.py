@@ -86,6 +86,13 @@ def test_detector_body_is_the_pretrained_resnet(runs: dict[str, Path], architect
     assert_loaded(detector.detector.backbone.body, weights(runs["resnet18"]))
 
 
+def test_the_default_detector_encoder_is_the_pretrained_one(runs: dict[str, Path]) -> None:
+    detector = build_detector(DetectorSpec("centernet", "timm:resnet18", 1, 64), pretrained=str(runs["resnet18"]))
+    assert_loaded(detector.encoder, weights(runs["resnet18"]))
+    with pytest.raises(ConfigError, match="resnet18"):  # another encoder: the file's architecture is named
+        build_detector(DetectorSpec("centernet", "timm:resnet34", 1, 64), pretrained=str(runs["resnet18"]))
+
+
 def test_study_and_slice_backbones_are_the_pretrained_one(runs: dict[str, Path]) -> None:
     from osteon.models.slices import create_slice_model
     from osteon.models.study import backbone_factory

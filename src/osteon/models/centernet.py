@@ -24,14 +24,13 @@ the time; ``tasks/_detect_data.py``) and predicts on the whole letterboxed image
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms, generalized_box_iou_loss
 
-from osteon.errors import ConfigError, UnknownNameError
+from osteon.models.timm_features import timm_features
 
 DEFAULT_ENCODER = "mobilenetv4_conv_small"
 STRIDE = 4
@@ -74,20 +73,7 @@ class CenterNet(nn.Module):
         pretrained: str | None = None,
     ) -> None:
         super().__init__()
-        import timm
-
-        name = encoder.removeprefix("timm:")
-        if not timm.is_model(name):
-            raise UnknownNameError("timm encoder", name, timm.list_models())
-        kwargs: dict[str, Any] = {"features_only": True, "in_chans": 1, "pretrained": pretrained is not None}
-        if pretrained not in (None, "hub"):
-            kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained)}
-        self.encoder = timm.create_model(name, **kwargs)
-        reductions = list(self.encoder.feature_info.reduction())
-        missing = [r for r in (4, 8, 16, 32) if r not in reductions]
-        if missing:
-            raise ConfigError(f"timm:{name} has no feature maps at strides {missing} (it has {reductions}).")
-        self.levels = [reductions.index(r) for r in (4, 8, 16, 32)]
+        self.encoder, self.levels = timm_features(encoder, (4, 8, 16, 32), pretrained=pretrained)
         channels = [self.encoder.feature_info.channels()[i] for i in self.levels]
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
         self.smooth = _separable(width)

@@ -35,6 +35,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from osteon.errors import ConfigError, UnknownNameError
+from osteon.models.timm_features import timm_features
 
 #: Architectures Osteon builds from torchvision (backend "torchvision").
 TORCHVISION_DETECTORS = ("retinanet", "fcos", "faster_rcnn")
@@ -381,20 +382,7 @@ class TimmFPN(nn.Module):
 
     def __init__(self, name: str, *, faster: bool, pretrained: str | None = None, channels: int = 256) -> None:
         super().__init__()
-        import timm
-
-        if not timm.is_model(name):
-            raise UnknownNameError("timm model", name, timm.list_models())
-        kwargs: dict[str, Any] = {"features_only": True, "in_chans": 1, "pretrained": pretrained is not None}
-        if pretrained not in (None, "hub"):
-            kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained)}
-        self.body = timm.create_model(name, **kwargs)
-        wanted = (4, 8, 16, 32) if faster else (8, 16, 32)
-        reductions = list(self.body.feature_info.reduction())
-        missing = [r for r in wanted if r not in reductions]
-        if missing:
-            raise ConfigError(f"timm:{name} has no feature maps at strides {missing} (it has {reductions}).")
-        self.indices = [reductions.index(r) for r in wanted]
+        self.body, self.indices = timm_features(name, (4, 8, 16, 32) if faster else (8, 16, 32), pretrained=pretrained)
         widths = [self.body.feature_info.channels()[i] for i in self.indices]
         extra = LastLevelMaxPool() if faster else LastLevelP6P7(channels, channels)
         self.fpn = FeaturePyramidNetwork(widths, channels, extra_blocks=extra)
