@@ -5,8 +5,9 @@ test 54 fractured images; the 366 non-fractured images have no split there and a
 same input size, and is scored by Osteon's evaluation (pycocotools mAP@0.5 and @0.5:0.95, FROC, bootstrap
 CIs). Budget: for each ``--budget-min``, all models train at the same time, one process and one torch thread
 each (so they share the CPU alike), for the same wall-clock time: Osteon with ``time_budget_min`` (epochs
-re-planned after each one), Ultralytics with its own recipe and its ``time`` argument. The image-level AUC needs negatives, so each model is also evaluated
-on the 54 test fractures + the 366 held-out non-fractured images.
+re-planned after each one), Ultralytics with its own recipe and its ``time`` argument. The image-level AUC
+needs negatives, so each model is also evaluated on the 54 test fractures + the 366 held-out non-fractured
+images.
 
 Also measured: inference images/s at the training size (end to end, files → boxes) and video frames/s
 on a synthetic clip of phantom frames (PyAV), for every model.

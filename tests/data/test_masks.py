@@ -198,3 +198,20 @@ def test_pycocotools_differs_from_the_centre_rule_only_within_a_fifth_of_a_pixel
             assert distance < 0.25, (points, row, col, distance)
             differing += 1
     assert differing < 0.01 * total  # boundary pixels only: under 1 % of the area
+
+
+def test_a_line_thinner_than_an_input_pixel_survives_the_letterbox() -> None:
+    """A 2-px line of a 400-px image (a fascicle) covers a quarter of a 64-px input pixel; it must not vanish."""
+    labels = np.zeros((200, 400), dtype=np.uint8)
+    for col in range(40, 360):  # a slanted 2-px line
+        row = 60 + col // 4
+        labels[row : row + 2, col] = 1
+    _, geometry = letterbox(np.zeros((200, 400), dtype=np.float32), 64)
+    small = label_map_to_input(labels, geometry, 64, n_classes=2)
+    length = 320 * geometry.scale  # columns the line spans in the input
+    rows, cols = np.nonzero(small == 1)
+    assert length <= len(rows) <= 3 * length  # continuous, about one pixel wide
+    assert cols.min() <= 40 * geometry.scale + 3 and cols.max() >= 360 * geometry.scale - 3  # the whole length
+    assert len(np.unique(cols)) >= 0.9 * length  # no gaps
+    multi = label_map_to_input(labels[None].astype(bool), geometry, 64, n_classes=2)
+    assert multi.shape == (1, 64, 64) and multi.sum() >= length

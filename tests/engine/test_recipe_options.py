@@ -16,14 +16,15 @@ from osteon.engine.fit import with_recipe_defaults
 @pytest.mark.filterwarnings("ignore")
 def test_validation_and_model_pt_use_the_averaged_weights(phantom_dataset: Path, tmp_path: Path) -> None:
     common = {"task": "classify", "data": str(phantom_dataset), "target": "fractured", "model": "tiny_cnn"}
-    run = train(**common, epochs=2, image_size=32, batch_size=16, ema_decay=0.9, out=str(tmp_path / "r"), progress=False)
+    sizes = {"image_size": 32, "batch_size": 16}
+    run = train(**common, **sizes, epochs=2, ema_decay=0.9, out=str(tmp_path / "r"), progress=False)
     last = torch.load(run.checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
     averaged, current = last["state_dict"], last["current_model_state"]  # Lightning's WeightAveraging layout
     name = next(k for k in averaged if k.endswith("weight") and averaged[k].dtype.is_floating_point)
     assert not torch.equal(averaged[name], current[name])  # the average lags the optimiser's weights
     best = torch.load(run.checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
     model = torch.load(run.path / "model.pt", map_location="cpu", weights_only=False)
-    exported = model["state_dict"] if "state_dict" in model else model
+    exported = model.get("state_dict", model)
     key = name.removeprefix("model.")
     assert any(torch.equal(v, best["state_dict"][name]) for k, v in exported.items() if k.endswith(key))
     assert yaml.safe_load(run.config.read_text())["ema_decay"] == 0.9
@@ -42,9 +43,8 @@ def test_a_time_budget_replans_the_epochs_and_the_cosine(phantom_dataset: Path, 
     import json
 
     common = {"task": "classify", "data": str(phantom_dataset), "target": "fractured", "model": "tiny_cnn"}
-    run = train(
-        **common, epochs=500, time_budget_min=0.08, image_size=32, batch_size=16, out=str(tmp_path / "r"), progress=False
-    )
+    sizes = {"image_size": 32, "batch_size": 16}
+    run = train(**common, **sizes, epochs=500, time_budget_min=0.08, out=str(tmp_path / "r"), progress=False)
     epochs = json.loads(run.training.read_text())["epochs_run"]
     assert 1 <= epochs < 500  # stopped by the 5-second budget, not by `epochs`
     last = torch.load(run.checkpoints / "last.ckpt", map_location="cpu", weights_only=False)

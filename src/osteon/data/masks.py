@@ -263,8 +263,12 @@ def label_map_to_input(labels: np.ndarray, geometry: Letterbox, size: int, *, n_
     """Resize a class-index map ``(H, W)`` into the ``(size, size)`` letterbox like its image.
 
     Each class's indicator is resized with the same antialiased bilinear filter as the image and the
-    pixel takes the class with the largest share (so thin structures survive as long as they cover most
-    of an input pixel). Multi-label masks ``(K, H, W)`` are resized per channel and thresholded at 0.5.
+    pixel takes the class with the largest share. A structure thinner than an input pixel would vanish by
+    that rule (a fascicle line 3 px wide in a 1234-px ultrasound image covers a third of a 256-px input
+    pixel), so a foreground class that keeps less than half of its area (the sum of its shares) is redrawn
+    as its ridge (the pixels it covers at least half as much as their most covered neighbour): thin lines
+    stay continuous, about one pixel wide; thick structures are unchanged. Multi-label masks ``(K, H, W)``
+    are resized per channel and thresholded at 0.5, with the same rule per channel.
 
     Returns:
         ``(size, size)`` uint8 (or ``(K, size, size)`` bool).
@@ -275,7 +279,10 @@ def label_map_to_input(labels: np.ndarray, geometry: Letterbox, size: int, *, n_
     top, left = geometry.pad_y, geometry.pad_x
     if labels.ndim == 3:
         channels = torch.from_numpy(labels.astype(np.float32))[None]
-        resized = _resize(channels, (nh, nw))[0] > 0.5
+        shares = _resize(channels, (nh, nw))[0]
+        resized = shares > 0.5
+        for k in range(len(shares)):
+            _keep_thin(resized[k], shares[k], value=True, free=~resized[k])
         out = np.zeros((labels.shape[0], size, size), dtype=bool)
         out[:, top : top + nh, left : left + nw] = resized.numpy()
         return out
@@ -283,10 +290,30 @@ def label_map_to_input(labels: np.ndarray, geometry: Letterbox, size: int, *, n_
         resized_labels = labels.astype(np.uint8)
     else:
         onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), n_classes).permute(2, 0, 1).float()[None]
-        resized_labels = _resize(onehot, (nh, nw))[0].argmax(0).numpy().astype(np.uint8)
+        shares = _resize(onehot, (nh, nw))[0]
+        resized_labels = shares.argmax(0).numpy().astype(np.uint8)
+        for c in range(1, n_classes):
+            _keep_thin(resized_labels, shares[c], value=c, free=resized_labels == 0)
     out = np.zeros((size, size), dtype=np.uint8)
     out[top : top + nh, left : left + nw] = resized_labels
     return out
+
+
+def _keep_thin(target: Any, share: torch.Tensor, *, value: Any, free: Any) -> None:
+    """Redraw a class that lost more than half of its area (``share.sum()``) as its ridge, in place.
+
+    The ridge is every ``free`` pixel whose share is at least half of the largest share in its 3×3 neighbourhood
+    (and at least 0.05): a continuous line about one pixel wide along a structure thinner than a pixel.
+    ``target`` (numpy or torch, ``(h, w)``) gets ``value`` there.
+    """
+    target_np = target.numpy() if isinstance(target, torch.Tensor) else target
+    free_np = free.numpy() if isinstance(free, torch.Tensor) else np.asarray(free)
+    expected = float(share.sum())
+    if expected < 1 or (target_np == value).sum() >= 0.5 * expected:
+        return
+    local_max = F.max_pool2d(share[None, None].float(), 3, stride=1, padding=1)[0, 0]
+    ridge = ((share >= 0.5 * local_max) & (share >= 0.05)).numpy()
+    target_np[ridge & free_np] = value
 
 
 def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

@@ -126,9 +126,7 @@ def _fit(
     pretrained = cfg.pretrained if ckpt_path is None else None  # a resumed run's checkpoint holds every weight
     model = task.build_model(model=cfg.model, pretrained=pretrained, covariate_dim=encoder.dim, dropout=cfg.dropout)
     module = TaskModule(task, model, cfg, class_weights=class_weights)
-    precision = task.train_precision(cfg)  # a task may default to another precision when none was given
-    trainer_cfg = cfg if precision == cfg.precision else cfg.model_copy(update={"precision": precision})
-    trainer, best = build_trainer(trainer_cfg, run, callbacks=callbacks, progress=progress)
+    trainer, best = build_trainer(cfg, run, callbacks=callbacks, progress=progress)
     loaders = _loaders(datasets, task, cfg, class_weights)
     started = time.perf_counter()
     trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt_path)
@@ -193,7 +191,7 @@ def _build_datasets(
 
 def _loaders(datasets: dict[str, Dataset], task: Task, cfg: TrainConfig, class_weights: torch.Tensor | None) -> dict:
     common = {
-        "batch_size": task.train_batch_size(cfg),
+        "batch_size": cfg.batch_size,
         "num_workers": cfg.num_workers,
         "persistent_workers": cfg.num_workers > 0,
         "collate_fn": task.collate_fn,

@@ -173,14 +173,6 @@ class Task(Protocol):
         """Inverse-frequency weights for the loss/sampler (``None`` when the task has no classes)."""
         ...
 
-    def train_batch_size(self, cfg: Any) -> int:
-        """Images per training step: ``cfg.batch_size``, or the task's default when the config left it unset."""
-        ...
-
-    def train_precision(self, cfg: Any) -> str:
-        """The Trainer's precision: ``cfg.precision``, or the task's default when the config left it unset."""
-        ...
-
     def training_loss(self, model: nn.Module, batch: Any, class_weights: torch.Tensor | None) -> torch.Tensor: ...
 
     def validation_records(self, model: nn.Module, batch: Any) -> list[Any]:
@@ -273,12 +265,6 @@ class TaskBase:
     def trainer_backend(self) -> str:
         """The engine backend that trains this task (default: the Lightning loop)."""
         return "lightning"
-
-    def train_batch_size(self, cfg: Any) -> int:
-        return int(cfg.batch_size)
-
-    def train_precision(self, cfg: Any) -> str:
-        return str(cfg.precision)
 
     def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
         return None
