@@ -135,6 +135,16 @@ def test_models_that_return_box_lists_are_refused(trained_classifier: Path, monk
     assert not RunDir(run).onnx_model.exists()
 
 
+def test_a_run_with_unsplit_rows_exports(trained_classifier: Path, tmp_path: Path) -> None:
+    """Rows a split file left out have no split (NA) in the run's manifest; the export skips them."""
+    run = tmp_path / "classify"
+    shutil.copytree(trained_classifier, run)
+    manifest = pd.read_csv(run / "manifest.csv")
+    manifest.loc[manifest.index[:5], "split"] = None
+    manifest.to_csv(run / "manifest.csv", index=False)
+    assert export_onnx(run).info["validation"]["n"] > 0
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_the_default_detector_exports_its_network_and_decodes_alike(phantom_dataset: Path, tmp_path: Path) -> None:
     """centernet: ONNX Runtime runs the network, PyTorch the peak search and NMS; boxes equal PyTorch's."""

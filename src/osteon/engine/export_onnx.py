@@ -191,7 +191,7 @@ def validation_dataset(predictor: Any, run: RunDir) -> Dataset | None:
     frame = manifest.frame
     if "split" not in frame:
         return None
-    rows = np.flatnonzero((frame["split"] == "val").to_numpy())
+    rows = np.flatnonzero((frame["split"] == "val").fillna(False).to_numpy(dtype=bool))  # unsplit rows: NA
     if len(rows):
         rows = rows[~predictor.task.missing_targets(manifest)[rows]]
     if not len(rows):
