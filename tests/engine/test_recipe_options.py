@@ -49,3 +49,14 @@ def test_a_time_budget_replans_the_epochs_and_the_cosine(phantom_dataset: Path, 
     assert 1 <= epochs < 500  # stopped by the 5-second budget, not by `epochs`
     last = torch.load(run.checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["lr_schedulers"][0]["T_max"] == epochs  # the cosine was re-planned to end at the last epoch
+
+
+def test_under_a_time_budget_epochs_is_not_a_limit(tmp_path: Path) -> None:
+    """A crashed time-budget run resumes even past ``--epochs``: the budget, not the epoch count, ends it."""
+    from osteon.engine.rundir import RunDir
+    from osteon.engine.trainer import UNBOUNDED_EPOCHS, build_trainer
+
+    run = RunDir.create(tmp_path / "r")
+    cfg = TrainConfig(task="classify", data="x.csv", epochs=3, time_budget_min=5)
+    assert build_trainer(cfg, run, progress=False)[0].max_epochs == UNBOUNDED_EPOCHS
+    assert build_trainer(TrainConfig(task="classify", data="x.csv", epochs=3), run, progress=False)[0].max_epochs == 3

@@ -105,7 +105,7 @@ class TrainConfig(BaseModel):
     # optimisation
     epochs: int = Field(10, ge=1)
     time_budget_min: float | None = Field(
-        None, gt=0, description="Train for this many wall-clock minutes: epochs are re-planned after each one"
+        None, gt=0, description="Train for this many wall-clock minutes instead of --epochs (re-planned each epoch)"
     )
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)

@@ -20,6 +20,8 @@ from osteon.engine.callbacks import RandomState, ResumableCSVLogger, ResumeLogs,
 from osteon.engine.config import TrainConfig
 from osteon.engine.rundir import RunDir
 
+UNBOUNDED_EPOCHS = 100_000  # the Trainer's limit under a time budget, until the first epoch re-plans it
+
 # Lightning's info lines (GPU/TPU availability, "💡 Tip" advertisements, "`Trainer.fit` stopped") are logged
 # here; warnings from these modules that a user of Osteon cannot act on are silenced during training.
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero")
@@ -156,7 +158,7 @@ def build_trainer(
     if getattr(cfg, "time_budget_min", None):
         all_callbacks.append(TimeBudget(cfg.time_budget_min * 60))
     if getattr(cfg, "ema_decay", 0.0):  # validation, best.ckpt and model.pt then hold the averaged weights
-        all_callbacks.insert(0, EMAWeightAveraging(decay=cfg.ema_decay))
+        all_callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     if cfg.freeze_backbone_epochs:
         all_callbacks.append(BackboneFinetuning(unfreeze_backbone_at_epoch=cfg.freeze_backbone_epochs, verbose=False))
     loggers: list[Logger] = [ResumableCSVLogger(run.logs, name="", version="")]  # keeps metrics.csv on resume
@@ -172,7 +174,8 @@ def build_trainer(
         )
     with quiet_lightning():  # the GPU/TPU lines are logged while the Trainer is built
         trainer = QuietTrainer(
-            max_epochs=cfg.epochs,
+            # a time budget re-plans the epochs after each one (TimeBudget); --epochs is then only the first plan
+            max_epochs=cfg.epochs if not getattr(cfg, "time_budget_min", None) else max(cfg.epochs, UNBOUNDED_EPOCHS),
             accelerator=cfg.accelerator,
             devices=_devices(cfg.devices),
             num_nodes=cfg.num_nodes,
