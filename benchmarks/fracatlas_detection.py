@@ -52,6 +52,7 @@ def parse_args() -> argparse.Namespace:
         "--budget-min", type=float, nargs="+", default=[10.0, 30.0], help="Wall-clock training budgets per model"
     )
     p.add_argument("--image-size", type=int, default=512)
+    p.add_argument("--yolo-image-size", type=int, default=None, help="Ultralytics' input size (default: --image-size)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=None, help="Osteon's learning rate (default: the recipe's)")
     p.add_argument("--model", default=None, help="Osteon detector (default: the default recipe)")
@@ -182,7 +183,7 @@ def train_one(args: argparse.Namespace) -> None:
             train(**common, **chosen, epochs=10, time_budget_min=args.budget_min[0], callbacks=[epoch_log])
         else:
             train_yolo(
-                **common,
+                **{**common, "image_size": args.yolo_image_size or args.image_size},
                 model=args.train_one,
                 epochs=300,
                 ultralytics_args={"time": args.budget_min[0] / 60, "verbose": False},
@@ -202,6 +203,7 @@ def run_budget(args: argparse.Namespace, budget_min: float, out: Path, machine: 
     n_val = int((manifest.frame["split"] == "val").sum())
     names = ["osteon", *args.yolo]
     forwarded = ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    forwarded += ["--yolo-image-size", str(args.yolo_image_size)] if args.yolo_image_size else []
     forwarded += ["--score-threshold", str(args.score_threshold), "--threads", str(args.threads), "--data", args.data]
     forwarded += [f"--{k}={v}" for k, v in {"model": args.model, "encoder": args.encoder, "lr": args.lr}.items() if v]
     load_before = load_average()

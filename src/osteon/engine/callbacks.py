@@ -232,14 +232,17 @@ class TimeBudget(L.Callback):
     resumed run gets the budget again).
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, first_plan: int = 1) -> None:
         self.seconds = seconds
+        self.first_plan = first_plan  # the epochs shown until the first epoch has been timed (``--epochs``)
         self._started: float | None = None
         self._first_epoch = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
         self._first_epoch = trainer.current_epoch
+        # the Trainer starts unbounded (so a resumed run is never "done" before its budget); show a finite plan
+        trainer.fit_loop.max_epochs = max(self.first_plan, trainer.current_epoch + 1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._started is None:

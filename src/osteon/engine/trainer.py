@@ -156,7 +156,7 @@ def build_trainer(
     if cfg.early_stopping_patience:
         all_callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.early_stopping_patience))
     if getattr(cfg, "time_budget_min", None):
-        all_callbacks.append(TimeBudget(cfg.time_budget_min * 60))
+        all_callbacks.append(TimeBudget(cfg.time_budget_min * 60, first_plan=cfg.epochs))
     if getattr(cfg, "ema_decay", 0.0):  # validation, best.ckpt and model.pt then hold the averaged weights
         all_callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     if cfg.freeze_backbone_epochs:

@@ -19,6 +19,9 @@ Like nnU-Net's plans, the decisions that depend on the data are computed once, s
   1024 wide with a GPU, 256 on a CPU. torchvision's defaults are made for COCO's up to 100 objects per
   image; with one fracture per radiograph they spend almost all of the detector's compute on the RoI
   head (about 6× the ResNet-18 backbone at 128 px).
+* **Training crops** (``train_crop``): the fully convolutional default detector (``centernet``) trains on crops of
+  half the input side from ``CROP_FROM_SIZE`` up (``patch_size`` overrides), half of them on a finding, and
+  predicts on the whole image; the other detectors train on whole images.
 * **Input size.** ``image_size`` is the config's; the plan records the smallest multiple of 32 at which
   95 % of the boxes are at least 12 pixels wide, and warns when the chosen size is smaller.
 """

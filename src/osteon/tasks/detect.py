@@ -1,4 +1,5 @@
-"""``detect``: boxes on radiographs (fractures, lesions) with torchvision detectors or, optionally, YOLO.
+"""``detect``: boxes on radiographs (fractures, lesions): Osteon's heat-map detector (default, ``centernet``),
+torchvision's RetinaNet/FCOS/Faster R-CNN, or, optionally, Ultralytics YOLO.
 
 Targets are the Manifest's ``boxes`` column (JSON ``[{"xyxy": [x1, y1, x2, y2], "label": name}]`` in
 original pixels); ``"[]"`` is an image without objects (a valid negative), a missing value is an
@@ -53,7 +54,8 @@ CENTERNET_LR = 3e-3  # the heat-map detector from random weights (phantoms: test
 
 @TASKS.register("detect")
 class DetectionTask(TaskBase):
-    """Boxes per image: torchvision RetinaNet/FCOS/Faster R-CNN, or Ultralytics YOLO (``backend="yolo"``)."""
+    """Boxes per image: centernet (default), torchvision RetinaNet/FCOS/Faster R-CNN, or Ultralytics YOLO
+    (``backend="yolo"``)."""
 
     name: ClassVar[str] = "detect"
     prediction_type: ClassVar[type | None] = BoxPrediction

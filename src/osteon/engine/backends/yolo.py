@@ -6,7 +6,8 @@ Osteon stays in charge of the data and of the evaluation; Ultralytics only train
    (DICOM windowing, 16-bit, EXIF) and letterboxed to ``image_size`` exactly as Osteon's own models see
    it, saved as an 8-bit PNG, with ``class cx cy w h`` labels (normalised, in that letterboxed square;
    images without objects get an empty label file) and a ``data.yaml``.
-2. :func:`fit_yolo_run` (the engine's ``yolo`` backend, chosen by ``backend: yolo``) trains ``yolov8n.yaml``
+2. :func:`fit_yolo_run` (the engine's ``yolo`` backend, chosen by ``backend: yolo``) trains the model's YAML
+   (``yolov8n.yaml`` by default; ``yolo26n.yaml``, ``yolo26n-p2.yaml`` ... by ``--model``)
    (random weights: ``pretrained=False``; ``amp=False``, ``plots=False``, no font check, ``YOLO_OFFLINE=1``:
    nothing is downloaded) inside the run directory (``RUN/yolo/``), then exports the weights of Ultralytics'
    best epoch through :mod:`osteon.engine.export`, the same path as the Lightning loop.
