@@ -328,9 +328,21 @@ def osteon_arm(data: Data, out: Path, budget_s: float, args: argparse.Namespace)
         "batch_size": batch,
         "history": epoch_log.epochs,
         "run": str(run.path),
-        "config": {k: config.get(k) for k in ("lr", "patch_size", "loss", "augment", "rotate_degrees", "hflip")}
-        | {k: state.get(k) for k in ("architecture", "encoder", "batch_size", "patch_size", "precision")},
+        "config": {k: config.get(k) for k in RECORDED_OPTIONS} | {k: state.get(k) for k in ("encoder", "patch_size")},
     }
+
+
+RECORDED_OPTIONS = (
+    "model",
+    "batch_size",
+    "precision",
+    "lr",
+    "patch_size",
+    "loss",
+    "augment",
+    "rotate_degrees",
+    "hflip",
+)
 
 
 def osteon_probe(data: Data, args: argparse.Namespace) -> tuple[float, float, int]:
@@ -338,22 +350,18 @@ def osteon_probe(data: Data, args: argparse.Namespace) -> tuple[float, float, in
     import torch
 
     from osteon.engine.config import TrainConfig
+    from osteon.engine.fit import with_recipe_defaults
     from osteon.models.segmentation import create_segmentation_model
 
-    cfg = TrainConfig(task="segment", data=".")
-    batch = _default_batch(cfg)
+    cfg = with_recipe_defaults(TrainConfig(task="segment", data="."))  # what `osteon train --task segment` uses
+    batch = cfg.batch_size
     channels = 3 if data.mode == "RGB" else 1
     side = args.patch_size or args.image_size
     net = create_segmentation_model("unet", 1, encoder="resnet18", in_chans=channels)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     x = torch.randn(batch, channels, side, side)
     y = (torch.rand(batch, 1, side, side) > 0.9).float()
-    try:  # the default's precision (bf16 autocast on CPUs with native bf16)
-        from osteon.tasks.segment import default_precision
-
-        bf16 = default_precision() == "bf16-mixed"
-    except ImportError:
-        bf16 = False
+    bf16 = cfg.precision == "bf16-mixed"  # the default's precision (bf16 autocast on CPUs with native bf16)
     times = []
     for step in range(4):
         start = time.perf_counter()
@@ -371,16 +379,6 @@ def osteon_probe(data: Data, args: argparse.Namespace) -> tuple[float, float, in
         net(torch.randn(batch, channels, args.image_size, args.image_size))
         val = (time.perf_counter() - start) / batch
     return float(np.median(times)) / batch, val, batch
-
-
-def _default_batch(cfg: Any) -> int:
-    """The batch size the segment task trains with when none is given."""
-    try:
-        from osteon.tasks.segment import DEFAULT_BATCH_SIZE
-
-        return int(DEFAULT_BATCH_SIZE)
-    except ImportError:
-        return int(cfg.batch_size)
 
 
 def hand_arm(data: Data, budget_s: float, args: argparse.Namespace) -> dict[str, Any]:
