@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 pytest.importorskip("onnx", reason="needs the `onnx` extra: pip install 'osteon[onnx]'")
 pytest.importorskip("onnxruntime", reason="needs the `onnx` extra: pip install 'osteon[onnx]'")
@@ -157,7 +158,10 @@ def test_the_default_detector_exports_its_network_and_decodes_alike(phantom_data
     assert "decode" in report.info["postprocessing"]
     manifest = RunDir(run.path).load_manifest()
     images = [manifest.resolve(p) for p in manifest.frame.loc[manifest.frame["split"] == "test", "image"][:6]]
-    torch_boxes = Predictor.from_run(run.path).predict_paths(images, progress=False)
+    predictor = Predictor.from_run(run.path)  # trained channels-last (the recipe's default), and predicts so
+    kernel = next(p for p in predictor.model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+    assert kernel.is_contiguous(memory_format=torch.channels_last)
+    torch_boxes = predictor.predict_paths(images, progress=False)
     onnx_boxes = Predictor.from_run(run.path, backend="onnx").predict_paths(images, progress=False)
     assert (onnx_boxes["n_boxes"] == torch_boxes["n_boxes"]).all() and torch_boxes["n_boxes"].sum() > 0
     for a, b in zip(torch_boxes["pred_boxes"], onnx_boxes["pred_boxes"], strict=True):

@@ -37,7 +37,14 @@ def test_a_box_mostly_outside_the_window_is_dropped_and_a_clipped_one_kept() -> 
 
 
 def test_the_plan_crops_only_fully_convolutional_detectors_at_high_resolution() -> None:
-    assert plan_train_crop("centernet", 512, None) == 256
+    assert plan_train_crop("centernet", 512, None) == 256  # no box statistics: half the side
+    fracatlas = {"side_px_percentiles": {"50": 30.4, "95": 70.9}}  # FracAtlas' train boxes at 512 px
+    assert plan_train_crop("centernet", 512, None, fracatlas) == 128  # 4 median sides, rounded up to 32
+    large = {"side_px_percentiles": {"50": 60.0, "95": 200.0}}
+    assert plan_train_crop("centernet", 512, None, large) == 256  # room for the large boxes, at most half
+    tiny = {"side_px_percentiles": {"50": 8.0, "95": 12.0}}
+    assert plan_train_crop("centernet", 1024, None, tiny) == 96  # never below MIN_CROP
+    assert plan_train_crop("retinanet", 512, None, fracatlas) is None
     assert plan_train_crop("centernet", 256, None) is None
     assert plan_train_crop("centernet", 512, 128) == 128
     with pytest.raises(ConfigError, match="centernet"):

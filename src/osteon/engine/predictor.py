@@ -80,6 +80,8 @@ class Predictor:
                 model=cfg["model"], pretrained=None, covariate_dim=encoder.dim, dropout=cfg.get("dropout", 0.0)
             )
             model.load_state_dict(payload["state_dict"])
+        if cfg.get("channels_last"):  # as trained: the weights' layout makes the convolutions run channels-last
+            model = model.to(memory_format=torch.channels_last)
         model.eval()
         return cls(model, task, Preprocessing(**meta["preprocessing"]), encoder, meta)
 

@@ -19,9 +19,11 @@ Like nnU-Net's plans, the decisions that depend on the data are computed once, s
   1024 wide with a GPU, 256 on a CPU. torchvision's defaults are made for COCO's up to 100 objects per
   image; with one fracture per radiograph they spend almost all of the detector's compute on the RoI
   head (about 6× the ResNet-18 backbone at 128 px).
-* **Training crops** (``train_crop``): the fully convolutional default detector (``centernet``) trains on crops of
-  half the input side from ``CROP_FROM_SIZE`` up (``patch_size`` overrides), half of them on a finding, and
-  predicts on the whole image; the other detectors train on whole images.
+* **Training crops** (``train_crop``): the fully convolutional default detector (``centernet``) trains on crops
+  from ``CROP_FROM_SIZE`` up (``patch_size`` overrides), half of them on a finding, and predicts on the whole
+  image; the other detectors train on whole images. The crop's side is sized by the train boxes: four median
+  box sides of context and room for 95 % of the boxes whole (``CROP_CONTEXT``, ``CROP_ROOM``), a multiple of 32
+  between ``MIN_CROP`` and half the input side (FracAtlas at 512 px: 128).
 * **Input size.** ``image_size`` is the config's; the plan records the smallest multiple of 32 at which
   95 % of the boxes are at least 12 pixels wide, and warns when the chosen size is smaller.
 """
@@ -51,7 +53,10 @@ from osteon.models.detection import (
 
 MIN_BOX_PX = 12  # boxes smaller than this in the input are hard for any detector
 DEFAULT_ARCHITECTURE = {"torchvision": "centernet", "yolo": "yolov8n"}
-CROP_FROM_SIZE = 384  # centernet: at this input size and above, train on crops of half the side by default
+CROP_FROM_SIZE = 384  # centernet: at this input size and above, train on crops by default
+CROP_CONTEXT = 4.0  # a crop spans this many median box sides ...
+CROP_ROOM = 1.5  # ... and at least this many 95th-percentile box sides
+MIN_CROP = 96
 BACKENDS = ("torchvision", "yolo")
 
 
@@ -167,10 +172,15 @@ def plan_roi_head(architecture: str, stats: dict[str, Any], *, gpu: bool) -> dic
     }
 
 
-def plan_train_crop(architecture: str, image_size: int, patch_size: int | None) -> int | None:
+def plan_train_crop(
+    architecture: str, image_size: int, patch_size: int | None, stats: dict[str, Any] | None = None
+) -> int | None:
     """Side of the training crops (``None``: whole images). ``patch_size`` when given; else, for centernet at
-    ``image_size ≥ CROP_FROM_SIZE``, half the side (a multiple of 32): at a high resolution each step sees
-    four times fewer pixels, centred on a finding half of the time (``DetectionDataset``)."""
+    ``image_size ≥ CROP_FROM_SIZE``, ``CROP_CONTEXT`` median box sides and at least ``CROP_ROOM`` 95th-percentile
+    sides (from ``stats``, :func:`box_statistics`), a multiple of 32 from ``MIN_CROP`` to half the input side.
+
+    Small crops buy optimiser steps: on FracAtlas at 512 px (median fracture side 30 px), 128-px crops made twice
+    the epochs of 256-px ones in the same 8 minutes and a higher validation mAP (docs/decisions.md)."""
     if patch_size is not None:
         if architecture not in NATIVE_DETECTORS:
             raise ConfigError(
@@ -180,9 +190,14 @@ def plan_train_crop(architecture: str, image_size: int, patch_size: int | None) 
         if patch_size > image_size:
             raise ConfigError(f"patch_size={patch_size} is larger than image_size={image_size}. Fix: lower it.")
         return None if patch_size == image_size else int(patch_size)
-    if architecture in NATIVE_DETECTORS and image_size >= CROP_FROM_SIZE:
-        return max(32, image_size // 2 // 32 * 32)
-    return None
+    if architecture not in NATIVE_DETECTORS or image_size < CROP_FROM_SIZE:
+        return None
+    half = max(32, image_size // 2 // 32 * 32)
+    sides = (stats or {}).get("side_px_percentiles")
+    if not sides:
+        return half
+    wanted = max(CROP_CONTEXT * sides["50"], CROP_ROOM * sides["95"])
+    return int(min(half, max(MIN_CROP, 32 * math.ceil(wanted / 32))))
 
 
 def recommended_image_size(stats: dict[str, Any]) -> int | None:
@@ -245,7 +260,7 @@ def make_plan(
         "input_std": input_std,
         "fpn_channels": fpn_channels,
         **plan_roi_head(architecture, stats, gpu=gpu),
-        "train_crop": plan_train_crop(architecture, image_size, patch_size),
+        "train_crop": plan_train_crop(architecture, image_size, patch_size, stats),
         "box_statistics": stats,
         "recommended_image_size": recommended,
         "notes": notes,
