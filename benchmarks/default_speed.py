@@ -13,7 +13,7 @@ what ``osteon train --task T`` does by default:
   model, post-processing: probabilities, boxes in original pixels, masks in original pixels), PyTorch and, where
   the task exports, ONNX Runtime (``osteon export``).
 
-Input sizes are the recipes' documented ones (classify 224, segment 256, detect 512 with 256-px training crops).
+Input sizes are the recipes' documented ones (classify 224, segment 256, detect 512 with the planned training crops).
 
 Usage::
 
