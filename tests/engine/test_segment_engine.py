@@ -62,6 +62,19 @@ def test_evaluate_reports_dice_iou_hd95_with_cis_and_saves_masks(segment_run: Pa
     assert figure is not None and figure.is_file() and figure.stat().st_size > 5000
 
 
+def test_evaluate_also_scores_the_masks_on_the_input_grid(segment_run: Path) -> None:
+    """Dice on the letterboxed grid the model saw (as papers that score resized masks do), beside original pixels."""
+    result = evaluate(segment_run, split="test", n_resamples=50, progress=False)
+    table = pd.read_csv(segment_run / "predictions_test.csv", dtype={"truth": "string"})
+    assert result["dice_input_grid"]["estimate"] == pytest.approx(table["dice_grid_1"].mean())
+    assert set(result["input_grid"]["per_class"]["1"]) == {"dice", "iou", "dice_positive", "iou_positive"}
+    scale = (64 / np.maximum(table["height"], table["width"])) ** 2  # original pixels → 64-px input pixels
+    positive = table["truth_area_px_1"] > 0
+    ratio = table.loc[positive, "truth_pixels_grid_1"] / (table.loc[positive, "truth_area_px_1"] * scale[positive])
+    assert positive.any() and ratio.between(0.5, 2.0).all()  # the same structures, counted on the smaller grid
+    assert (table.loc[~positive, "truth_pixels_grid_1"] == 0).all()
+
+
 def test_predictor_returns_masks_in_original_pixels(segment_run: Path, tmp_path: Path) -> None:
     predictor = Predictor.from_run(segment_run)
     manifest = pd.read_csv(segment_run / "manifest.csv")

@@ -146,3 +146,14 @@ def test_multiclass_report_averages_classes_per_image() -> None:
     assert report["dice"]["estimate"] == pytest.approx((0.5 + 1.0) / 2)
     with pytest.raises(MetricInputError, match="classes"):
         segmentation_report(per_image, class_names=["only_one"])
+
+
+def test_overlap_only_metrics_skip_the_distances() -> None:
+    truth = np.zeros((2, 8, 8), bool)
+    truth[0, 2:5, 2:5] = True
+    pred = np.zeros((2, 8, 8), bool)
+    pred[0, 3:6, 3:6] = True
+    full = mask_metrics(truth, pred)
+    fast = mask_metrics(truth, pred, distances=False)
+    np.testing.assert_allclose(fast["dice"], full["dice"])
+    assert full["hd95"][0] > 0 and np.isnan(fast["hd95"]).all() and np.isnan(fast["asd"]).all()

@@ -68,7 +68,12 @@ def _channels(name: str, mask: Any) -> np.ndarray:
 
 
 def mask_metrics(
-    y_true: Any, y_pred: Any, *, spacing: Sequence[float] | None = None, percentile: float = 95.0
+    y_true: Any,
+    y_pred: Any,
+    *,
+    spacing: Sequence[float] | None = None,
+    percentile: float = 95.0,
+    distances: bool = True,
 ) -> dict[str, np.ndarray]:
     """Per-class metrics of one image, with the module's empty-mask policy.
 
@@ -77,6 +82,7 @@ def mask_metrics(
         y_pred: Same shape, the prediction.
         spacing: ``(row, col)`` pixel size in mm; distances are in pixels when ``None``.
         percentile: Percentile of the Hausdorff distance (95 → HD95).
+        distances: ``False`` skips HD95/ASD (returned as nan): overlap metrics only, much faster.
 
     Returns:
         ``{"dice", "iou", "hd95", "asd"}`` float arrays ``(K,)`` and ``{"truth_pixels", "pred_pixels",
@@ -120,7 +126,9 @@ def mask_metrics(
         one = (truth_px > 0) ^ (pred_px > 0)
         hd[one] = np.nan
         asd[one] = np.nan
-        for c in np.flatnonzero(both):
+        if not distances:
+            hd[:], asd[:] = np.nan, np.nan
+        for c in np.flatnonzero(both) if distances else ():
             hd[c] = float(
                 compute_hausdorff_distance(
                     p[:, c : c + 1], t[:, c : c + 1], include_background=True, percentile=percentile, spacing=spacing

@@ -344,6 +344,11 @@ class SegmentationTask(TaskBase):
                 record["truth"] = _present(truth, names) if truth is not None else pd.NA
                 if truth is not None:
                     record.update(_metric_columns(mask_metrics, truth, channels, names, spacing))
+                    # the same masks on the letterboxed input grid the model saw (no resampling back)
+                    grid = mask_metrics(
+                        self._channels(ds.targets[i].numpy()), self._channels(self._decide(probs[b])), distances=False
+                    )
+                    record.update(_grid_columns(grid, names))
                     if outputs is not None:
                         saved = truth if self.state.multilabel else _labels(truth)
                         record["truth_file"] = outputs.save_mask("truth", stem, saved)
@@ -395,6 +400,8 @@ class SegmentationTask(TaskBase):
             seed=seed,
         )
         result["resolution"] = "original image pixels (predictions mapped back from the letterboxed input)"
+        if all(f"dice_grid_{k}" in frame for k in keys):
+            result.update(_input_grid_report(frame, keys, names, groups, n_resamples, seed))
         result["inference"] = {
             "image_size": self.state.extra.get("image_size"),
             "patch_size": self.state.extra.get("patch_size"),
@@ -513,6 +520,41 @@ def _metric_columns(
             row[f"hd95_mm_{key}"] = float(mm["hd95"][c])
             row[f"asd_mm_{key}"] = float(mm["asd"][c])
     return row
+
+
+def _grid_columns(grid: dict[str, np.ndarray], names: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for c, name in enumerate(names):
+        key = infer.column_key(name)
+        row[f"dice_grid_{key}"] = float(grid["dice"][c])
+        row[f"iou_grid_{key}"] = float(grid["iou"][c])
+        for count in ("truth_pixels", "pred_pixels", "overlap_pixels"):
+            row[f"{count}_grid_{key}"] = int(grid[count][c])
+    return row
+
+
+def _input_grid_report(
+    frame: pd.DataFrame, keys: list[str], names: list[str], groups: Any, n_resamples: int, seed: int
+) -> dict[str, Any]:
+    """Dice/IoU on the letterboxed input grid (``dice_input_grid`` …), as papers that score resized masks do.
+
+    Thin structures lose or gain pixels when resampled, so the two resolutions can differ; both are reported."""
+    from osteon.metrics.segmentation import segmentation_report
+
+    def stack(prefix: str) -> np.ndarray:
+        return np.column_stack([pd.to_numeric(frame[f"{prefix}_grid_{k}"]).to_numpy(float) for k in keys])
+
+    undefined = np.full((len(frame), len(keys)), np.nan)
+    per_image = {"dice": stack("dice"), "iou": stack("iou"), "hd95": undefined, "asd": undefined}
+    per_image |= {c: stack(c) for c in ("truth_pixels", "pred_pixels", "overlap_pixels")}
+    report = segmentation_report(per_image, class_names=names, groups=groups, n_resamples=n_resamples, seed=seed)
+    headline = ("dice", "iou", "dice_positive", "iou_positive")
+    return {f"{k}_input_grid": report[k] for k in headline} | {
+        "input_grid": {
+            "resolution": "the letterboxed model input (truth resampled to it as in training, masks decided as in the original)",
+            "per_class": {n: {k: report["per_class"][n][k] for k in headline} for n in names},
+        }
+    }
 
 
 def _unique_stem(path: Path, row: int, used: set[str]) -> str:
