@@ -551,7 +551,7 @@ def _input_grid_report(
     headline = ("dice", "iou", "dice_positive", "iou_positive")
     return {f"{k}_input_grid": report[k] for k in headline} | {
         "input_grid": {
-            "resolution": "the letterboxed model input (truth resampled to it as in training, masks decided as in the original)",
+            "resolution": "the letterboxed model input (truth resampled as in training, masks decided alike)",
             "per_class": {n: {k: report["per_class"][n][k] for k in headline} for n in names},
         }
     }
