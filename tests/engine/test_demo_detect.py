@@ -64,6 +64,6 @@ def test_demo_detector_finds_phantom_fractures(tmp_path: Path) -> None:
     run = train(cfg, progress=False)
     plan = json.loads((run.path / "plan.json").read_text())
     assert plan["architecture"] == "centernet" and plan["train_crop"] is None  # 96 px: whole images
-    assert yaml.safe_load((run.path / "config.yaml").read_text())["lr"] == 6e-3  # the recipe's default
+    assert yaml.safe_load((run.path / "config.yaml").read_text())["lr"] == 3e-3  # the recipe's default
     report = evaluate(run.path, split="test", n_resamples=20, progress=False)
     assert report["map50"]["estimate"] > 0.3, report["map50"]
