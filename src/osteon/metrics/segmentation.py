@@ -127,8 +127,9 @@ def mask_metrics(
         hd[one] = np.nan
         asd[one] = np.nan
         if not distances:
+            both = np.zeros_like(both)
             hd[:], asd[:] = np.nan, np.nan
-        for c in np.flatnonzero(both) if distances else ():
+        for c in np.flatnonzero(both):
             hd[c] = float(
                 compute_hausdorff_distance(
                     p[:, c : c + 1], t[:, c : c + 1], include_background=True, percentile=percentile, spacing=spacing

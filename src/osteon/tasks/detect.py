@@ -93,7 +93,7 @@ class DetectionTask(TaskBase):
     @classmethod
     def recipe_defaults(cls, cfg: Any) -> dict[str, Any]:
         """The default detector (centernet) trains at ``CENTERNET_LR`` and in channels-last memory (its depthwise
-        convolutions run about 1.3x faster so on CPUs, training and inference; ``benchmarks/default_speed.py``)
+        convolutions run about 1.3x faster that way on CPUs, in training and inference; docs/decisions.md),
         unless the config says otherwise."""
         model = cfg.model if "model" in cfg.model_fields_set else None
         architecture, _ = resolve_architecture(model, cfg.encoder, cfg.backend)

@@ -380,7 +380,7 @@ class SegmentationTask(TaskBase):
         suffix = "_mm" if in_mm else ""
 
         def stack(prefix: str) -> np.ndarray:
-            return np.column_stack([pd.to_numeric(frame[f"{prefix}_{k}"]).to_numpy(float) for k in keys])
+            return _stack(frame, keys, prefix)
 
         per_image = {
             "dice": stack("dice"),
@@ -522,6 +522,11 @@ def _metric_columns(
     return row
 
 
+def _stack(frame: pd.DataFrame, keys: list[str], prefix: str) -> np.ndarray:
+    """``(N, K)`` float array of the per-image columns ``{prefix}_{key}``."""
+    return np.column_stack([pd.to_numeric(frame[f"{prefix}_{k}"]).to_numpy(float) for k in keys])
+
+
 def _grid_columns(grid: dict[str, np.ndarray], names: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for c, name in enumerate(names):
@@ -542,7 +547,7 @@ def _input_grid_report(
     from osteon.metrics.segmentation import segmentation_report
 
     def stack(prefix: str) -> np.ndarray:
-        return np.column_stack([pd.to_numeric(frame[f"{prefix}_grid_{k}"]).to_numpy(float) for k in keys])
+        return _stack(frame, keys, f"{prefix}_grid")
 
     undefined = np.full((len(frame), len(keys)), np.nan)
     per_image = {"dice": stack("dice"), "iou": stack("iou"), "hd95": undefined, "asd": undefined}
