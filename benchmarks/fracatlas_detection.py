@@ -16,6 +16,11 @@ Usage::
 
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 10 30 --image-size 512 --threads 1
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --yolo yolov8n   # one budget, one rival
+    .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 10 --seeds 0 1 2    # + mean ± SD over seeds
+    .venv/bin/python benchmarks/fracatlas_detection.py --summarise RUN RUN ...          # runs made separately
+
+One run on 54 test images cannot rank these detectors (their mAP moves between seeds as much as they differ);
+``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds.
 """
 
 from __future__ import annotations
@@ -58,7 +63,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default=None, help="Osteon detector (default: the default recipe)")
     p.add_argument("--encoder", default=None)
     p.add_argument("--yolo", nargs="*", default=["yolov8n", "yolo26n", "yolo26n-p2"], help="Ultralytics rivals")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="Training seed of every model (one run per budget)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="Repeat each budget per seed; summarise across")
+    p.add_argument(
+        "--summarise", nargs="+", default=None, metavar="RUN", help="Only summarise earlier runs' folders across seeds"
+    )
     p.add_argument(
         "--score-threshold", type=float, default=0.001, help="Lowest box score kept, both models (COCO-eval style)"
     )
@@ -159,11 +168,25 @@ def main() -> None:
     if args.train_one:
         train_one(args)
         return
+    if args.summarise:  # seeds run separately (another day, another machine): one table across them
+        summaries = [json.loads((Path(run) / "summary.json").read_text()) for run in args.summarise]
+        budget = summaries[0]["budget_min"]
+        if any(s["budget_min"] != budget for s in summaries):
+            raise SystemExit(f"--summarise: the runs have different budgets {[s['budget_min'] for s in summaries]}")
+        across_seeds(summaries, new_out_dir(f"fracatlas_detection-{budget:g}min-seeds", args.out_root))
+        return
     machine = machine_info()
+    seeds = args.seeds or [args.seed]
     for budget in args.budget_min:
-        out = new_out_dir(f"fracatlas_detection-{budget:g}min", args.out_root)
-        log(f"FracAtlas detection benchmark, {budget:g} min per model → {out}; torch threads {threads}; {machine}")
-        run_budget(args, budget, out, machine, threads)
+        summaries = []
+        for seed in seeds:
+            name = f"fracatlas_detection-{budget:g}min" + (f"-seed{seed}" if args.seeds else "")
+            out = new_out_dir(name, args.out_root)
+            log(f"FracAtlas detection, {budget:g} min per model, seed {seed} → {out}; torch threads {threads}")
+            seeded = argparse.Namespace(**{**vars(args), "seed": seed})
+            summaries.append(run_budget(seeded, budget, out, machine, threads))
+        if len(summaries) > 1:
+            across_seeds(summaries, new_out_dir(f"fracatlas_detection-{budget:g}min-seeds", args.out_root))
 
 
 def train_one(args: argparse.Namespace) -> None:
@@ -190,7 +213,9 @@ def train_one(args: argparse.Namespace) -> None:
             )
 
 
-def run_budget(args: argparse.Namespace, budget_min: float, out: Path, machine: dict[str, Any], threads: int) -> None:
+def run_budget(
+    args: argparse.Namespace, budget_min: float, out: Path, machine: dict[str, Any], threads: int
+) -> dict[str, Any]:
     """Every model trains at the same time, for the same wall-clock budget, one thread each (so they share the
     CPU alike), then each is evaluated and timed alone."""
     import subprocess
@@ -272,6 +297,74 @@ def run_budget(args: argparse.Namespace, budget_min: float, out: Path, machine: 
     }
     write_summary(out, summary)
     print("\n" + table, flush=True)
+    return summary
+
+
+def across_seeds(summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Mean, SD and range over seeds of each model's test metrics, and the per-seed ratio of Osteon's mAP@0.5 to
+    the strongest rival's: one run on 54 test images cannot rank detectors whose scores move this much between
+    seeds (BENCHMARKS.md §4)."""
+    models = [r["model"] for r in summaries[0]["rows"]]
+    per_model = {}
+    for i, model in enumerate(models):
+        values = {
+            "map50": [s["rows"][i]["map50"]["estimate"] for s in summaries],
+            "map50_95": [s["rows"][i]["map50_95"]["estimate"] for s in summaries],
+            "froc_mean": [s["rows"][i]["froc_mean"]["estimate"] for s in summaries],
+            "epochs": [s["epochs_run"][model] for s in summaries],
+            "images_per_s": [s["speeds"][model]["images_per_s"] for s in summaries],
+        }
+        per_model[model] = {k: _spread(v) for k, v in values.items()}
+    ratios = [s["map50_ratio_osteon_over_strongest_rival"] for s in summaries]
+    lines = [
+        f"{len(summaries)} seeds ({', '.join(str(s['recipe']['seed']) for s in summaries)}), "
+        f"{summaries[0]['budget_min']:g} min per model: mean ± SD (min–max)",
+        "",
+        "| model | mAP@0.5 | mAP@0.5:0.95 | mean FROC sens. | epochs | img/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, m in per_model.items():
+        columns = {"map50": 3, "map50_95": 3, "froc_mean": 3, "epochs": 1, "images_per_s": 1}
+        cells = " | ".join(_spread_text(m[k], digits) for k, digits in columns.items())
+        lines.append(f"| {model} | {cells} |")
+    means = {model: m["map50"]["mean"] for model, m in per_model.items()}
+    strongest = max(models[1:], key=lambda m: means[m], default=None)
+    ratio_of_means = round(means[models[0]] / means[strongest], 3) if strongest and means[strongest] else None
+    lines += [
+        "",
+        f"mAP@0.5 ratio Osteon / strongest rival: per seed {', '.join(f'{r}' for r in ratios)}; "
+        f"of the seed means {ratio_of_means} (strongest on average: {strongest})",
+    ]
+    summary = {
+        "benchmark": "fracatlas_detection (across seeds)",
+        "budget_min": summaries[0]["budget_min"],
+        "out": str(out),
+        "runs": [s["out"] for s in summaries],
+        "seeds": [s["recipe"]["seed"] for s in summaries],
+        "per_model": per_model,
+        "map50_ratio_osteon_over_strongest_rival": ratios,
+        "map50_ratio_of_seed_means": ratio_of_means,
+        "strongest_rival_on_average": strongest,
+        "markdown": "\n".join(lines),
+    }
+    write_summary(out, summary)
+    print("\n" + summary["markdown"], flush=True)
+    return summary
+
+
+def _spread(values: list[float | None]) -> dict[str, Any]:
+    known = np.array([v for v in values if v is not None], dtype=float)
+    if not len(known):
+        return {"values": values, "mean": None, "sd": None, "min": None, "max": None}
+    sd = float(known.std(ddof=1)) if len(known) > 1 else 0.0
+    return {"values": values, "mean": known.mean(), "sd": sd, "min": known.min(), "max": known.max()}
+
+
+def _spread_text(entry: dict[str, Any], digits: int) -> str:
+    if entry["mean"] is None:
+        return "n/a"
+    mean, sd, low, high = (f"{entry[k]:.{digits}f}" for k in ("mean", "sd", "min", "max"))
+    return f"{mean} ± {sd} ({low}–{high})"
 
 
 if __name__ == "__main__":

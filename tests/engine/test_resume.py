@@ -98,7 +98,7 @@ def extended(phantom_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The same run trained for 2 epochs (finished), then resumed with ``epochs=4``."""
     out = tmp_path_factory.mktemp("resume") / "extended"
     first = train(data=str(phantom_dataset), out=str(out), epochs=2, scheduler="none", **SMALL)
-    with warnings.catch_warnings():  # "model.pt: now the best of 4 epochs ..." when a later epoch is better
+    with warnings.catch_warnings():  # "model.pt: now holds epoch 4 ..." when a later epoch is better
         warnings.simplefilter("ignore", UserWarning)
         return train(resume=first.path, epochs=4, progress=False)
 
@@ -190,7 +190,8 @@ def test_a_replaced_model_is_kept_and_recorded(tmp_path: Path) -> None:
     assert previous is not None and previous.copy.name == "model_epochs2.pt"
     run.model.write_bytes(b"weights of epoch 3")  # the extension found a better epoch
     run.write_json(run.training, {**run.read_json(run.training), "best_epoch": 3, "best_score": 0.9, "epochs_run": 4})
-    with pytest.warns(UserWarning, match=r"epoch 4 \(AUC 0.9\), instead of epoch 2 \(AUC 0.8\).*model_epochs2.pt"):
+    replaced = r"epoch 4 \(AUC 0.9\) of 4 epochs, instead of epoch 2 \(AUC 0.8\).*model_epochs2.pt"
+    with pytest.warns(UserWarning, match=replaced):
         after_resume(run, previous, finished=True)
     assert (run.path / "model_epochs2.pt").read_bytes() == b"weights of epoch 1"
     replaced = run.read_json(run.training)["replaced_models"]

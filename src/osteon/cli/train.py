@@ -91,7 +91,8 @@ def print_training_summary(run: RunDir) -> None:
 
 
 def training_summary(run: RunDir) -> str:
-    """One line from ``training.json``, e.g. "Trained 5 epochs in 1 min 12 s; best epoch 3: validation AUC 0.933.".
+    """One line from ``training.json``, e.g. "Trained 5 epochs in 1 min 12 s; best epoch 3: validation AUC 0.933."
+    ("kept the last epoch 5" when the run keeps its last epoch, ``select_epoch: last``).
 
     Epochs are counted from 1 as the progress bar counts them (``best_epoch`` is stored 0-based).
     """
@@ -105,7 +106,8 @@ def training_summary(run: RunDir) -> str:
     best = record.get("best_epoch")
     if not isinstance(best, int | float) or best < 0:
         return head + "."
-    line = f"{head}; best epoch {int(best) + 1}"
+    kept = "kept the last epoch" if record.get("select_epoch") == "last" else "best epoch"
+    line = f"{head}; {kept} {int(best) + 1}"
     monitor = record.get("monitor") if isinstance(record.get("monitor"), dict) else {}
     score = record.get("best_score")
     if isinstance(score, int | float):

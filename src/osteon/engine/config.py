@@ -24,6 +24,7 @@ def _choice(name: str, *allowed: str) -> AfterValidator:
 #: Options shared by ``TrainConfig`` and ``PretrainConfig``, checked with an error that names them.
 OptimizerName = Annotated[str, _choice("optimizer", "adamw", "sgd")]
 SchedulerName = Annotated[str, _choice("scheduler", "cosine", "none")]
+SelectEpoch = Annotated[str, _choice("select_epoch", "best", "last")]
 PrecisionName = Annotated[str, _choice("precision", "auto", "32", "bf16-mixed", "16-mixed")]
 
 
@@ -117,6 +118,11 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="Exponential moving average of the weights per step (e.g. 0.99; 0: off)"
     )
     early_stopping_patience: int = Field(0, ge=0, description="Epochs without validation gain before stopping (0: off)")
+    select_epoch: SelectEpoch = Field(
+        "best",
+        description="The epoch model.pt keeps: best (validation score) or last (the end of the schedule; steadier "
+        "than a best epoch picked on a small validation split)",
+    )
 
     # augmentation (radiograph-safe: no colour jitter)
     augment: bool = True

@@ -133,7 +133,8 @@ def _fit(
     duration = time.perf_counter() - started
     if not trainer.is_global_zero:
         return run
-    _export(run, cfg, module, best, datasets["val"], manifest)
+    last_score = trainer.callback_metrics.get("val/score")  # the last validated epoch's monitor value
+    _export(run, cfg, module, best, datasets["val"], manifest, last_score=last_score)
     _record_training(run, cfg, trainer, duration, resumed=ckpt_path is not None)
     return run
 
@@ -217,10 +218,21 @@ def _train_targets(dataset: Dataset) -> np.ndarray | None:
 
 
 def _export(
-    run: RunDir, cfg: TrainConfig, module: TaskModule, best: ModelCheckpoint, val_set: Dataset, manifest: Manifest
+    run: RunDir,
+    cfg: TrainConfig,
+    module: TaskModule,
+    best: ModelCheckpoint,
+    val_set: Dataset,
+    manifest: Manifest,
+    *,
+    last_score: torch.Tensor | None,
 ) -> None:
-    """Write model.pt (best epoch), the validation predictions and the operating point chosen on them."""
-    best_path = Path(best.best_model_path or run.last_checkpoint)
+    """Write model.pt (the best epoch, or the last with ``select_epoch: last``), the validation predictions and
+    the operating point chosen on them."""
+    if cfg.select_epoch == "last":
+        best_path, score, selected_by = run.last_checkpoint, last_score, "the last epoch (select_epoch: last)"
+    else:
+        best_path, score, selected_by = Path(best.best_model_path or run.last_checkpoint), best.best_model_score, None
     ckpt = torch.load(best_path, map_location="cpu", weights_only=False)  # our own checkpoint, written by this run
     weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     module.model.load_state_dict(weights)
@@ -232,10 +244,10 @@ def _export(
         state_dict=module.model.state_dict(),
         best_epoch=best_epoch,
         best_checkpoint=best_path.name,
+        selected_by=selected_by,
     )
     frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
     export_validation(run, module.task, frame)
-    score = best.best_model_score
     record_selection(
         run,
         module.task,
@@ -243,6 +255,7 @@ def _export(
         best_score=float(score) if score is not None and float(score) > -1e8 else None,
         epochs=cfg.epochs,
         best_checkpoint=best_path.name,
+        select_epoch=cfg.select_epoch,
     )
 
 

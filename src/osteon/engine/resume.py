@@ -82,8 +82,8 @@ def after_resume(run: RunDir, previous: PreviousModel | None, *, finished: bool)
     record["replaced_models"] = [*record.get("replaced_models", []), entry]
     run.write_json(run.training, record)
     warnings.warn(
-        f"{run.model}: now the best of {record.get('epochs_run')} epochs, epoch {int(record['best_epoch']) + 1}"
-        f" ({name} {_fmt(record.get('best_score'))}), instead of epoch {previous.best_epoch + 1}"
+        f"{run.model}: now holds epoch {int(record['best_epoch']) + 1} ({name} {_fmt(record.get('best_score'))})"
+        f" of {record.get('epochs_run')} epochs, instead of epoch {previous.best_epoch + 1}"
         f" ({name} {_fmt(previous.record.get('best_score'))}). The previous model is kept as {previous.copy.name};"
         " evaluations and reports made before describe it: run `osteon evaluate` again for the new one.",
         UserWarning,

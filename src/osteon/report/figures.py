@@ -199,7 +199,7 @@ def learning_curve_figure(
         twin.set_ylabel(f"{score_label} (higher is better)")
         twin.legend(loc="upper right", fontsize=7)
     if best_epoch is not None and best_epoch >= 0:
-        ax.axvline(best_epoch, c="grey", lw=1, ls="-.", label=f"best epoch ({best_epoch})")
+        ax.axvline(best_epoch, c="grey", lw=1, ls="-.", label=f"model.pt epoch ({best_epoch})")
     ax.legend(loc="upper left", fontsize=7)
     ax.set_title("Learning curves")
     return fig

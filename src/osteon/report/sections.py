@@ -134,6 +134,12 @@ def best_epoch(data: RunData) -> int | None:
     return int(value) if isinstance(value, int | float) and value >= 0 else None
 
 
+def _selection_text(data: RunData) -> str:
+    if data.config.get("select_epoch") == "last":
+        return f"the last epoch (checkpoint last.ckpt), not the one with the best {data.monitor_text()}"
+    return f"epoch with the best {data.monitor_text()} (checkpoint best.ckpt)"
+
+
 def method_tables(data: RunData) -> list[Table]:
     cfg, task = data.config, data.task_state
     prep = data.state.get("preprocessing", {})
@@ -166,12 +172,9 @@ def method_tables(data: RunData) -> list[Table]:
     train_rows = [
         ("loss", loss_description(data)),
         ("optimisation", training_summary(data)),
+        ("model selection", _selection_text(data)),
         (
-            "model selection",
-            f"epoch with the best {data.monitor_text()} (checkpoint best.ckpt)",
-        ),
-        (
-            "best epoch",
+            "selected epoch",
             f"{best} (0-based) of {ran if ran is not None else cfg.get('epochs')} run" if best is not None else "—",
         ),
         ("operating point", _operating_point_text(data)),
@@ -214,7 +217,7 @@ def method_figures(data: RunData) -> list[Figure]:
     name, direction = data.monitor()
     label = f"validation {name}" if direction == "max" else f"−validation {name}"
     fig = figs.learning_curve_figure(data.log, best_epoch=best_epoch(data), score_label=label)
-    out = [Figure("Learning curves (logs/metrics.csv); dash-dot: best epoch", figs.data_uri(fig))] if fig else []
+    out = [Figure("Learning curves (logs/metrics.csv); dash-dot: model.pt's epoch", figs.data_uri(fig))] if fig else []
     from osteon.report.crossval import crossval_figures
 
     return out + [Figure(caption, uri) for caption, uri in crossval_figures(data)]  # ROC of each fold (CV)

@@ -197,7 +197,8 @@ def fit_yolo_run(
         model = ultralytics.YOLO(f"{plan['architecture']}.yaml", task="detect")
         model.train(**args)
         weights = run.path / "yolo" / "train" / "weights"
-        best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
+        last = cfg.select_epoch == "last" or not (weights / "best.pt").is_file()
+        best = weights / ("last.pt" if last else "best.pt")
         checkpoint = torch.load(best, map_location="cpu", weights_only=False)  # Ultralytics' own file, written above
     duration = time.perf_counter() - started
     trained = (checkpoint.get("ema") or checkpoint["model"]).float()
@@ -211,7 +212,9 @@ def fit_yolo_run(
         state_dict=wrapper.state_dict(),
         best_epoch=best_epoch,
         best_checkpoint=relative(best, run),
-        selected_by="ultralytics fitness (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on val)",
+        selected_by="the last epoch (select_epoch: last)"
+        if cfg.select_epoch == "last"
+        else "ultralytics fitness (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on val)",
     )
     from osteon.engine.predictor import Predictor  # needs the model.pt written above
 
@@ -225,6 +228,7 @@ def fit_yolo_run(
         best_score=None,
         epochs=cfg.epochs,
         backend="yolo",
+        select_epoch=cfg.select_epoch,
         weights=relative(weights, run),
         duration_s=round(duration, 1),
     )
