@@ -305,6 +305,9 @@ def across_seeds(summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     the strongest rival's: one run on 54 test images cannot rank detectors whose scores move this much between
     seeds (BENCHMARKS.md §4)."""
     models = [r["model"] for r in summaries[0]["rows"]]
+    differing = [s["out"] for s in summaries if [r["model"] for r in s["rows"]] != models]
+    if differing:
+        raise SystemExit(f"not the same models as {summaries[0]['out']} ({', '.join(models)}): {', '.join(differing)}")
     per_model = {}
     for i, model in enumerate(models):
         values = {

@@ -230,10 +230,10 @@ def _export(
     """Write model.pt (the best epoch, or the last with ``select_epoch: last``), the validation predictions and
     the operating point chosen on them."""
     if cfg.select_epoch == "last":
-        best_path, score, selected_by = run.last_checkpoint, last_score, "the last epoch (select_epoch: last)"
+        chosen, score, selected_by = run.last_checkpoint, last_score, "the last epoch (select_epoch: last)"
     else:
-        best_path, score, selected_by = Path(best.best_model_path or run.last_checkpoint), best.best_model_score, None
-    ckpt = torch.load(best_path, map_location="cpu", weights_only=False)  # our own checkpoint, written by this run
+        chosen, score, selected_by = Path(best.best_model_path or run.last_checkpoint), best.best_model_score, None
+    ckpt = torch.load(chosen, map_location="cpu", weights_only=False)  # our own checkpoint, written by this run
     weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     module.model.load_state_dict(weights)
     best_epoch = int(ckpt.get("epoch", -1))
@@ -243,7 +243,7 @@ def _export(
         module.task,
         state_dict=module.model.state_dict(),
         best_epoch=best_epoch,
-        best_checkpoint=best_path.name,
+        best_checkpoint=chosen.name,
         selected_by=selected_by,
     )
     frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
@@ -254,7 +254,7 @@ def _export(
         best_epoch=best_epoch,
         best_score=float(score) if score is not None and float(score) > -1e8 else None,
         epochs=cfg.epochs,
-        best_checkpoint=best_path.name,
+        best_checkpoint=chosen.name,
         select_epoch=cfg.select_epoch,
     )
 
