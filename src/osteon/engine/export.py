@@ -17,6 +17,9 @@ from osteon.engine.config import TrainConfig
 from osteon.engine.rundir import RunDir
 from osteon.tasks.base import Task
 
+#: ``selected_by`` of a model that holds its run's last epoch (every backend).
+LAST_EPOCH = "the last epoch (select_epoch: last)"
+
 
 def export_model(
     run: RunDir,

@@ -22,7 +22,7 @@ from osteon.data.transforms import Preprocessing, build_augmentation
 from osteon.engine.backends import get_backend
 from osteon.engine.checkpoint import check_training_checkpoint
 from osteon.engine.config import TrainConfig, is_ddp_child
-from osteon.engine.export import export_model, export_validation, record_selection
+from osteon.engine.export import LAST_EPOCH, export_model, export_validation, record_selection
 from osteon.engine.module import TaskModule
 from osteon.engine.prepare import excluded_rows, prepare_run
 from osteon.engine.rundir import RunDir
@@ -230,7 +230,7 @@ def _export(
     """Write model.pt (the best epoch, or the last with ``select_epoch: last``), the validation predictions and
     the operating point chosen on them."""
     if cfg.select_epoch == "last":
-        chosen, score, selected_by = run.last_checkpoint, last_score, "the last epoch (select_epoch: last)"
+        chosen, score, selected_by = run.last_checkpoint, last_score, LAST_EPOCH
     else:
         chosen, score, selected_by = Path(best.best_model_path or run.last_checkpoint), best.best_model_score, None
     ckpt = torch.load(chosen, map_location="cpu", weights_only=False)  # our own checkpoint, written by this run

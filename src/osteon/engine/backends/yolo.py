@@ -127,6 +127,9 @@ def offline_ultralytics() -> Iterator[Any]:
         yield ultralytics
 
 
+ULTRALYTICS_FITNESS = "ultralytics fitness (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on val)"  # how Ultralytics picks best.pt
+
+
 @BACKENDS.register("yolo")
 def fit_yolo_run(
     run: RunDir,
@@ -157,7 +160,7 @@ def fit_yolo_run(
 
     import torch
 
-    from osteon.engine.export import export_model, export_validation, record_selection, relative
+    from osteon.engine.export import LAST_EPOCH, export_model, export_validation, record_selection, relative
     from osteon.models.detection import YoloDetector
 
     state = run.read_json(run.state)
@@ -212,9 +215,7 @@ def fit_yolo_run(
         state_dict=wrapper.state_dict(),
         best_epoch=best_epoch,
         best_checkpoint=relative(best, run),
-        selected_by="the last epoch (select_epoch: last)"
-        if cfg.select_epoch == "last"
-        else "ultralytics fitness (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on val)",
+        selected_by=LAST_EPOCH if cfg.select_epoch == "last" else ULTRALYTICS_FITNESS,
     )
     from osteon.engine.predictor import Predictor  # needs the model.pt written above
 
