@@ -10,17 +10,23 @@ from _common import log
 
 
 class EpochLog(L.Callback):
-    """Prints and keeps ``{"epoch", "seconds", "train_loss", "val_score"}`` for every epoch."""
+    """Prints and keeps ``{"epoch", "seconds", "train_loss", "val_score"}`` for every epoch (``val_score`` None
+    for an epoch that did not validate, ``val_every``)."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.epochs: list[dict[str, Any]] = []
         self._start = 0.0
         self._losses: list[float] = []
+        self._validated = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
         self._losses = []
+        self._validated = False
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = not trainer.sanity_checking
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -36,7 +42,7 @@ class EpochLog(L.Callback):
             "epoch": trainer.current_epoch,
             "seconds": round(time.perf_counter() - self._start, 2),
             "train_loss": round(sum(self._losses) / len(self._losses), 4) if self._losses else None,
-            "val_score": _value(metrics.get("val/score")),
+            "val_score": _value(metrics.get("val/score")) if self._validated else None,
         }
         self.epochs.append(row)
         log(

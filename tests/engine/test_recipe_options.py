@@ -33,11 +33,14 @@ def test_validation_and_model_pt_use_the_averaged_weights(phantom_dataset: Path,
 def test_recipe_defaults_fill_only_what_the_user_left_unset() -> None:
     cfg = with_recipe_defaults(TrainConfig(task="detect", data="x.csv"))
     assert cfg.lr == 3e-3 and cfg.channels_last and cfg.select_epoch == "last"  # the default detector's recipe
+    assert cfg.val_every == 5
+    assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", val_every=1)).val_every == 1
     assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", select_epoch="best")).select_epoch == "best"
     assert not with_recipe_defaults(TrainConfig(task="detect", data="x.csv", channels_last=False)).channels_last
     assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", lr=1e-4)).lr == 1e-4
     retinanet = with_recipe_defaults(TrainConfig(task="detect", data="x.csv", model="retinanet"))
     assert retinanet.lr == 1e-3 and not retinanet.channels_last and retinanet.select_epoch == "best"
+    assert retinanet.val_every == 1
     assert with_recipe_defaults(TrainConfig(task="classify", data="x.csv")).lr == 1e-3
 
 

@@ -221,39 +221,3 @@ class ResumeLogs(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.resume_at(trainer.current_epoch)
-
-
-class TimeBudget(L.Callback):
-    """Train for a wall-clock budget instead of a fixed number of epochs (Ultralytics' ``time=``).
-
-    After every epoch (validation included) the number of epochs is re-planned from the mean epoch time so
-    far: ``epochs done + whole epochs that fit in the time left``. A cosine schedule is re-planned with it,
-    so the learning rate still reaches zero at the last epoch. The budget counts this session only (a
-    resumed run gets the budget again).
-    """
-
-    def __init__(self, seconds: float, *, first_plan: int = 1) -> None:
-        self.seconds = seconds
-        self.first_plan = first_plan  # the epochs shown until the first epoch has been timed (``--epochs``)
-        self._started: float | None = None
-        self._first_epoch = 0
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._started = time.perf_counter()
-        self._first_epoch = trainer.current_epoch
-        # the Trainer starts unbounded (so a resumed run is never "done" before its budget); show a finite plan
-        trainer.fit_loop.max_epochs = max(self.first_plan, trainer.current_epoch + 1)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._started is None:
-            return
-        elapsed = time.perf_counter() - self._started
-        done = trainer.current_epoch + 1
-        per_epoch = elapsed / max(1, done - self._first_epoch)
-        planned = done + max(0, int((self.seconds - elapsed) // per_epoch))
-        trainer.fit_loop.max_epochs = planned
-        if planned <= done:
-            trainer.should_stop = True
-        for config in trainer.lr_scheduler_configs:
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
-                config.scheduler.T_max = max(planned, 1)

@@ -118,6 +118,12 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="Exponential moving average of the weights per step (e.g. 0.99; 0: off)"
     )
     early_stopping_patience: int = Field(0, ge=0, description="Epochs without validation gain before stopping (0: off)")
+    val_every: int = Field(
+        1,
+        ge=1,
+        description="Validate every N epochs (and always the last): validation on whole images can cost as much "
+        "as an epoch of training on crops",
+    )
     select_epoch: SelectEpoch = Field(
         "best",
         description="The epoch model.pt keeps: best (validation score) or last (the end of the schedule; steadier "

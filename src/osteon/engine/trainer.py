@@ -16,9 +16,10 @@ from lightning.pytorch.callbacks import BackboneFinetuning, EarlyStopping, Model
 from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 from lightning.pytorch.loggers import Logger
 
-from osteon.engine.callbacks import RandomState, ResumableCSVLogger, ResumeLogs, TimeBudget, TrainingClock
+from osteon.engine.callbacks import RandomState, ResumableCSVLogger, ResumeLogs, TrainingClock
 from osteon.engine.config import TrainConfig
 from osteon.engine.rundir import RunDir
+from osteon.engine.schedule import TimeBudget, ValidationSchedule
 
 UNBOUNDED_EPOCHS = 100_000  # the Trainer's limit under a time budget, until the first epoch re-plans it
 
@@ -157,6 +158,9 @@ def build_trainer(
         all_callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.early_stopping_patience))
     if getattr(cfg, "time_budget_min", None):
         all_callbacks.append(TimeBudget(cfg.time_budget_min * 60, first_plan=cfg.epochs))
+    val_every = getattr(cfg, "val_every", 1)
+    if val_every > 1:  # after TimeBudget: it needs the re-planned last epoch
+        all_callbacks.append(ValidationSchedule(val_every))
     if getattr(cfg, "ema_decay", 0.0):  # validation, best.ckpt and model.pt then hold the averaged weights
         all_callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     if cfg.freeze_backbone_epochs:
@@ -190,5 +194,6 @@ def build_trainer(
             enable_model_summary=False,
             log_every_n_steps=1,
             num_sanity_val_steps=0,
+            check_val_every_n_epoch=val_every,
         )
     return trainer, best

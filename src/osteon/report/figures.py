@@ -191,11 +191,13 @@ def learning_curve_figure(
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
     for column, style in (("train/loss", "-"), ("val/loss", "--")):
         if column in per_epoch and per_epoch[column].notna().any():
-            ax.plot(per_epoch.index, per_epoch[column], style, marker="o", label=column)
+            values = per_epoch[column].dropna()  # validation may skip epochs (val_every): join the ones it has
+            ax.plot(values.index, values, style, marker="o", label=column)
     ax.set(xlabel="epoch", ylabel="loss")
     if "val/score" in per_epoch and per_epoch["val/score"].notna().any():
         twin = ax.twinx()
-        twin.plot(per_epoch.index, per_epoch["val/score"], ":", marker="s", c="green", label=score_label)
+        score = per_epoch["val/score"].dropna()
+        twin.plot(score.index, score, ":", marker="s", c="green", label=score_label)
         twin.set_ylabel(f"{score_label} (higher is better)")
         twin.legend(loc="upper right", fontsize=7)
     if best_epoch is not None and best_epoch >= 0:

@@ -1,0 +1,94 @@
+"""When training stops and when it validates: a wall-clock budget and a validation schedule (Lightning callbacks).
+
+* :class:`TimeBudget` trains for a number of minutes instead of a number of epochs (Ultralytics' ``time=``).
+* :class:`ValidationSchedule` validates every ``val_every`` epochs and always at the last one. Validation runs on
+  whole images while a detector or segmenter may train on small crops, so one pass over a validation split can
+  cost as much as a training epoch; with ``select_epoch: last`` it only draws the learning curve.
+
+Both decide at the epoch's last training batch, before Lightning's validation check, so the schedule knows
+whether the epoch is the last one while it can still validate it (``TimeBudget`` must come first in the
+callback list).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+
+
+def _last_batch(trainer: L.Trainer, batch_idx: int) -> bool:
+    """Whether ``batch_idx`` is the epoch's last training batch (never, for a loader without a length)."""
+    batches = trainer.num_training_batches
+    return math.isfinite(batches) and batch_idx + 1 >= batches
+
+
+class TimeBudget(L.Callback):
+    """Train for a wall-clock budget instead of a fixed number of epochs (Ultralytics' ``time=``).
+
+    At the end of every epoch's training batches the number of epochs is re-planned from the mean epoch time
+    so far (earlier epochs' validations included): ``epochs done + whole epochs that fit in the time left``. A
+    cosine schedule is re-planned with it, so the learning rate still reaches zero at the last epoch. The
+    budget counts this session only (a resumed run gets the budget again); the last epoch's validation may
+    run past it.
+    """
+
+    def __init__(self, seconds: float, *, first_plan: int = 1) -> None:
+        self.seconds = seconds
+        self.first_plan = first_plan  # the epochs shown until the first epoch has been timed (``--epochs``)
+        self._started: float | None = None
+        self._first_epoch = 0
+        self._planned_epoch = -1  # the epoch whose plan is made (at its last batch, or at its end as a fallback)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+        self._first_epoch = trainer.current_epoch
+        # the Trainer starts unbounded (so a resumed run is never "done" before its budget); show a finite plan
+        trainer.fit_loop.max_epochs = max(self.first_plan, trainer.current_epoch + 1)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if _last_batch(trainer, batch_idx):
+            self._plan(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._planned_epoch != trainer.current_epoch:
+            self._plan(trainer)
+        if trainer.fit_loop.max_epochs <= trainer.current_epoch + 1:
+            trainer.should_stop = True
+
+    def _plan(self, trainer: L.Trainer) -> None:
+        if self._started is None:
+            return
+        elapsed = time.perf_counter() - self._started
+        done = trainer.current_epoch + 1
+        per_epoch = elapsed / max(1, done - self._first_epoch)
+        planned = done + max(0, int((self.seconds - elapsed) // per_epoch))
+        trainer.fit_loop.max_epochs = planned
+        self._planned_epoch = trainer.current_epoch
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+                config.scheduler.T_max = max(planned, 1)
+
+
+class ValidationSchedule(L.Callback):
+    """Validate every ``every`` epochs and at the last planned epoch (``max_epochs``, re-planned by a time budget),
+    so that the weights a run ends with always have a validation score."""
+
+    def __init__(self, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every={every}: validate every 1 or more epochs.")
+        self.every = every
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if _last_batch(trainer, batch_idx):
+            planned = trainer.fit_loop.max_epochs
+            last = planned is not None and planned >= 0 and trainer.current_epoch + 1 >= planned
+            # Lightning validates when (epoch + 1) % check_val_every_n_epoch == 0
+            trainer.check_val_every_n_epoch = 1 if last else self.every
