@@ -38,6 +38,7 @@ def _trainer(batches: int = 10) -> SimpleNamespace:
         should_stop=False,
         check_val_every_n_epoch=3,
         lr_scheduler_configs=[SimpleNamespace(scheduler=cosine)],
+        strategy=SimpleNamespace(broadcast=lambda obj, src=0: obj),  # one process: rank 0's plan is its own
     )
 
 
@@ -103,21 +104,9 @@ def test_validation_schedule_without_a_budget_and_its_argument() -> None:
 
 
 def test_val_every_end_to_end(phantom_dataset: Path, tmp_path: Path) -> None:
-    run = train(
-        task="classify",
-        target="fractured",
-        data=str(phantom_dataset),
-        model="tiny_cnn",
-        image_size=64,
-        batch_size=16,
-        epochs=5,
-        val_every=2,
-        select_epoch="last",
-        threads=1,
-        seed=0,
-        out=str(tmp_path / "run"),
-        progress=False,
-    )
+    tiny = {"task": "classify", "target": "fractured", "model": "tiny_cnn", "image_size": 64, "batch_size": 16}
+    run = train(data=str(phantom_dataset), out=str(tmp_path / "run"), epochs=5, val_every=2, select_epoch="last",
+                threads=1, seed=0, progress=False, **tiny)  # fmt: skip
     metrics = pd.read_csv(run.logs / "metrics.csv")
     validated = sorted(metrics.loc[metrics["val/score"].notna(), "epoch"].astype(int).unique())
     assert validated == [1, 3, 4]

@@ -68,6 +68,9 @@ class TimeBudget(L.Callback):
         done = trainer.current_epoch + 1
         per_epoch = elapsed / max(1, done - self._first_epoch)
         planned = done + max(0, int((self.seconds - elapsed) // per_epoch))
+        # every process of a multi-GPU run follows rank 0's clock: ranks that disagreed on the last epoch (and
+        # so on whether to validate) would wait for each other forever
+        planned = int(trainer.strategy.broadcast(planned, src=0))
         trainer.fit_loop.max_epochs = planned
         self._planned_epoch = trainer.current_epoch
         for config in trainer.lr_scheduler_configs:
