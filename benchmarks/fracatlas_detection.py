@@ -132,6 +132,55 @@ def negatives_manifest(manifest: Any, out: Path) -> Path:
     return path
 
 
+def box_scale_effect(run: Path, *, n_resamples: int, seed: int) -> dict[str, Any]:
+    """Test mAP@0.5 of a run with the network's own boxes and with the box scale chosen on its validation
+    predictions (Osteon's default post-processing, ``tasks/_box_scale.py``), whichever the run itself used: is the
+    default's gain its training or a post-processing any detector could have?"""
+    from dataclasses import replace
+
+    from osteon.engine import Predictor
+
+    task = Predictor.from_run(run).task
+    used = task.box_scale
+    fresh = type(task)(replace(task.state, extra={k: v for k, v in task.state.extra.items() if k != "calibration"}))
+    chosen = fresh.calibrate(rescaled(pd.read_csv(run / "predictions_val.csv"), 1 / used))
+    factor = chosen.extra["calibration"]["box_scale"] if chosen else 1.0
+    test = pd.read_csv(run / "predictions_test.csv")
+    out: dict[str, Any] = {"used": used, "chosen_on_val": factor}
+    for key, scale in (("own_boxes", 1.0), ("val_chosen_scale", factor)):
+        result = fresh.evaluate(rescaled(test, scale / used), operating_point=None, n_resamples=n_resamples, seed=seed)
+        out[key] = result["map50"]
+    return out
+
+
+def rescaled(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """A predictions table with every predicted box scaled about its centre by ``factor``."""
+    from osteon.tasks._box_scale import scale_boxes
+
+    def scale(cell: Any) -> Any:
+        if not isinstance(cell, str) or not cell:
+            return cell
+        records = json.loads(cell)
+        for r in records:
+            r["xyxy"] = [round(float(v), 2) for v in scale_boxes(np.array(r["xyxy"]), factor)[0]]
+        return json.dumps(records)
+
+    return frame.assign(pred_boxes=frame["pred_boxes"].map(scale))
+
+
+def box_scale_markdown(full: dict[str, Any]) -> str:
+    lines = [
+        "| model | box scale used | scale chosen on val | test mAP@0.5, own boxes | with the val-chosen scale |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in full.items():
+        b = entry["box_scale"]
+        lines.append(
+            f"| {name} | {b['used']:g} | {b['chosen_on_val']:g} | {ci(b['own_boxes'])} | {ci(b['val_chosen_scale'])} |"
+        )
+    return "\n".join(lines)
+
+
 def metrics_row(name: str, result: dict[str, Any]) -> dict[str, Any]:
     froc = result["froc"]["sensitivity_at_fp_per_image"]
     return {
@@ -205,8 +254,9 @@ def train_one(args: argparse.Namespace) -> None:
             epoch_log = EpochLog("osteon")
             train(**common, **chosen, epochs=10, time_budget_min=args.budget_min[0], callbacks=[epoch_log])
         else:
-            train_yolo(
+            train_yolo(  # box_scale 1: Ultralytics' boxes as its recipe makes them (box_scale_effect compares)
                 **{**common, "image_size": args.yolo_image_size or args.image_size},
+                box_scale=1.0,
                 model=args.train_one,
                 epochs=300,
                 ultralytics_args={"time": args.budget_min[0] / 60, "verbose": False},
@@ -270,8 +320,9 @@ def run_budget(
         aucs[name] = with_negatives["image_auc"]
         full[name] = {"test": result, "test_plus_negatives": {k: with_negatives[k] for k in ("image_auc", "froc")}}
         speeds[name] = inference_speed(path, test_images, clip)
+        full[name]["box_scale"] = box_scale_effect(path, n_resamples=args.n_resamples, seed=args.seed)
         log(f"{name}: mAP@0.5 {ci(result['map50'])}; speed {speeds[name]}")
-    table = markdown(rows, speeds, aucs)
+    table = markdown(rows, speeds, aucs) + "\n\n" + box_scale_markdown(full)
     strongest = max((r["map50"]["estimate"] for r in rows[1:]), default=None)
     ratio = round(rows[0]["map50"]["estimate"] / strongest, 3) if strongest else None
     summary = {

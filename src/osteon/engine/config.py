@@ -101,6 +101,12 @@ class TrainConfig(BaseModel):
     )
     window_overlap: float = Field(0.25, ge=0, lt=1, description="segment: sliding-window overlap at inference")
     score_threshold: float = Field(0.05, ge=0, le=1, description="detect: lowest box score kept in predictions")
+    box_scale: float | None = Field(
+        None,
+        gt=0,
+        description="detect: scale predicted boxes about their centres by this factor (default: the factor in "
+        "0.7-1.3 with the best validation mAP@0.5; 1: the network's own boxes)",
+    )
     backend: str = Field("torchvision", description="detect: torchvision | yolo (extra 'yolo')")
 
     # optimisation

@@ -6,6 +6,7 @@ Lightning and the optional backends (Ultralytics YOLO) train differently but fin
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 from osteon.engine.checkpoint import save_model_file
 from osteon.engine.config import TrainConfig
 from osteon.engine.rundir import RunDir
+from osteon.tasks import TaskState, build_task
 from osteon.tasks.base import Task
 
 #: ``selected_by`` of a model that holds its run's last epoch (every backend).
@@ -51,6 +53,14 @@ def export_model(
         "selected_by": selected_by or f"validation {task.monitor.name}",
     }
     save_model_file(run.model, state_dict={k: v.contiguous() for k, v in state_dict.items()}, meta=meta)
+
+
+def calibrate_run(run: RunDir, state: TaskState) -> Task:
+    """Save the task state the task chose on validation (``Task.calibrate``) in ``state.json``; the task it builds."""
+    record = run.read_json(run.state)
+    record["task"] = asdict(state)
+    run.write_json(run.state, record)
+    return build_task(state)
 
 
 def export_validation(run: RunDir, task: Task, frame: pd.DataFrame) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from osteon.data.transforms import Preprocessing, build_augmentation
 from osteon.engine.backends import get_backend
 from osteon.engine.checkpoint import check_training_checkpoint
 from osteon.engine.config import TrainConfig, is_ddp_child
-from osteon.engine.export import LAST_EPOCH, export_model, export_validation, record_selection
+from osteon.engine.export import LAST_EPOCH, calibrate_run, export_model, export_validation, record_selection
 from osteon.engine.module import TaskModule
 from osteon.engine.prepare import excluded_rows, prepare_run
 from osteon.engine.rundir import RunDir
@@ -227,8 +227,8 @@ def _export(
     *,
     last_score: torch.Tensor | None,
 ) -> None:
-    """Write model.pt (the best epoch, or the last with ``select_epoch: last``), the validation predictions and
-    the operating point chosen on them."""
+    """Write model.pt (the best epoch, or the last with ``select_epoch: last``, with the post-processing the task
+    chooses on validation), the validation predictions and the operating point chosen on them."""
     if cfg.select_epoch == "last":
         chosen, score, selected_by = run.last_checkpoint, last_score, LAST_EPOCH
     else:
@@ -237,6 +237,11 @@ def _export(
     weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     module.model.load_state_dict(weights)
     best_epoch = int(ckpt.get("epoch", -1))
+    frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
+    calibrated = module.task.calibrate(frame)
+    if calibrated is not None:  # post-processing chosen on validation: the model keeps it, validation is redone
+        module.task = calibrate_run(run, calibrated)
+        frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
     export_model(
         run,
         cfg,
@@ -246,7 +251,6 @@ def _export(
         best_checkpoint=chosen.name,
         selected_by=selected_by,
     )
-    frame = module.task.predict_rows(module.model, manifest, val_set, batch_size=cfg.batch_size)
     export_validation(run, module.task, frame)
     record_selection(
         run,

@@ -113,7 +113,9 @@ class Task(Protocol):
 
     Results: ``predict`` (model outputs → typed predictions), ``predict_image`` (one file → a typed prediction in
     original pixels), ``predict_rows`` (a predictions table; file outputs go to an :class:`OutputWriter`),
-    ``choose_operating_point`` (on validation predictions), ``evaluate`` (metrics with CIs from a table).
+    ``calibrate`` (post-processing chosen on the validation predictions, e.g. detect's box scale: a new state that
+    the engine saves before it writes the model), ``choose_operating_point`` (on validation predictions),
+    ``evaluate`` (metrics with CIs from a table).
     """
 
     name: ClassVar[str]
@@ -208,6 +210,11 @@ class Task(Protocol):
         """
         ...
 
+    def calibrate(self, frame: pd.DataFrame) -> TaskState | None:
+        """The task state with post-processing chosen on validation predictions (``frame``), or ``None`` to keep
+        the state; the engine then saves the new state in the model and predicts validation again with it."""
+        ...
+
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
         """Operating point chosen on validation predictions (binary tasks), else ``None``."""
         ...
@@ -267,6 +274,9 @@ class TaskBase:
         return "lightning"
 
     def class_weights(self, targets: np.ndarray) -> torch.Tensor | None:
+        return None
+
+    def calibrate(self, frame: pd.DataFrame) -> TaskState | None:
         return None
 
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:

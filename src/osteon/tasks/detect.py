@@ -41,6 +41,7 @@ from osteon.data.transforms import Letterbox, Preprocessing
 from osteon.errors import ConfigError, DatasetFormatError
 from osteon.metrics import detection as det_metrics
 from osteon.models.detection import NATIVE_DETECTORS, DetectorSpec, build_detector
+from osteon.tasks._box_scale import choose_box_scale, scale_boxes
 from osteon.tasks._detect_data import DetectionDataset, collate_detection
 from osteon.tasks._detect_plan import make_plan, resolve_architecture
 from osteon.tasks._image import identity_frame
@@ -125,7 +126,11 @@ class DetectionTask(TaskBase):
             input_mean=prep.mean,
             input_std=prep.std,
         )
-        return replace(state, extra={**state.extra, "plan": plan})
+        extra = {**state.extra, "plan": plan}
+        box_scale = getattr(cfg, "box_scale", None)
+        if box_scale is not None:  # the user's factor; calibrate() then keeps it
+            extra["calibration"] = {"box_scale": float(box_scale), "chosen_on": "config"}
+        return replace(state, extra=extra)
 
     @property
     def class_names(self) -> list[str]:
@@ -260,11 +265,14 @@ class DetectionTask(TaskBase):
     def predict(
         self, outputs: list[dict[str, torch.Tensor]], *, geometry: list[Letterbox] | None = None, **kwargs: Any
     ) -> list[BoxPrediction]:
-        """Typed predictions; boxes in original pixels when ``geometry`` is given, else in input pixels."""
+        """Typed predictions; boxes in original pixels when ``geometry`` is given, else in input pixels; scaled
+        about their centres by :attr:`box_scale`."""
         names = tuple(self.class_names)
+        factor = self.box_scale
         out = []
         for k, o in enumerate(outputs):
             boxes, scores, labels = _np(o["boxes"]).astype(np.float64), _np(o["scores"]), _np(o["labels"]).astype(int)
+            boxes = scale_boxes(boxes, factor)
             if geometry is not None:
                 boxes = to_original_space(boxes, geometry[k])
                 keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (labels >= 0)
@@ -298,6 +306,25 @@ class DetectionTask(TaskBase):
             for v, i in zip(frame["pred_boxes"], frame["image"], strict=True)
         ]
         return truth, preds
+
+    @property
+    def box_scale(self) -> float:
+        """The factor predicted boxes are scaled by about their centres (``state.extra["calibration"]``; 1: none)."""
+        return float(self.state.extra.get("calibration", {}).get("box_scale", 1.0))
+
+    def calibrate(self, frame: pd.DataFrame) -> TaskState | None:
+        """The box scale chosen on validation predictions (``tasks/_box_scale.py``) as a new state, or ``None``
+        when it stays: a factor given in the config (``box_scale``), no labelled boxes, or the same choice as
+        before (a resumed run's predictions carry its earlier factor, which is undone before choosing again)."""
+        current = self.state.extra.get("calibration", {})
+        if current.get("chosen_on") == "config" or "truth" not in frame or frame["truth"].isna().all():
+            return None
+        truth, preds = self._parse_frame(frame[frame["truth"].notna()])
+        own = [replace(p, boxes=scale_boxes(p.boxes, 1 / self.box_scale)) for p in preds]  # the network's boxes
+        chosen = choose_box_scale(truth, own, n_classes=len(self.class_names))
+        if chosen is None or chosen == current:
+            return None
+        return replace(self.state, extra={**self.state.extra, "calibration": chosen})
 
     def choose_operating_point(self, frame: pd.DataFrame) -> dict[str, Any] | None:
         """The lowest box score with ≤ 1 false positive per image on validation (FROC hit rule IoU ≥ 0.5)."""

@@ -160,7 +160,14 @@ def fit_yolo_run(
 
     import torch
 
-    from osteon.engine.export import LAST_EPOCH, export_model, export_validation, record_selection, relative
+    from osteon.engine.export import (
+        LAST_EPOCH,
+        calibrate_run,
+        export_model,
+        export_validation,
+        record_selection,
+        relative,
+    )
     from osteon.models.detection import YoloDetector
 
     state = run.read_json(run.state)
@@ -208,19 +215,28 @@ def fit_yolo_run(
     wrapper = YoloDetector(task.spec)
     wrapper.net.load_state_dict(trained.state_dict())
     best_epoch = int(checkpoint.get("epoch", -1))
-    export_model(
-        run,
-        cfg,
-        task,
-        state_dict=wrapper.state_dict(),
-        best_epoch=best_epoch,
-        best_checkpoint=relative(best, run),
-        selected_by=LAST_EPOCH if cfg.select_epoch == "last" else ULTRALYTICS_FITNESS,
-    )
-    from osteon.engine.predictor import Predictor  # needs the model.pt written above
+
+    def save(task: Any) -> Any:
+        """Write model.pt; the validation predictions of the model it holds."""
+        from osteon.engine.predictor import Predictor  # needs the model.pt written here
+
+        export_model(
+            run,
+            cfg,
+            task,
+            state_dict=wrapper.state_dict(),
+            best_epoch=best_epoch,
+            best_checkpoint=relative(best, run),
+            selected_by=LAST_EPOCH if cfg.select_epoch == "last" else ULTRALYTICS_FITNESS,
+        )
+        return Predictor.from_run(run.path).predict_manifest(val, progress=False)
 
     val = manifest.subset(manifest.frame["split"] == "val")
-    frame = Predictor.from_run(run.path).predict_manifest(val, progress=False)
+    frame = save(task)
+    calibrated = task.calibrate(frame)
+    if calibrated is not None:  # post-processing chosen on validation (as the Lightning backend does)
+        task = calibrate_run(run, calibrated)
+        frame = save(task)
     export_validation(run, task, frame)
     record_selection(  # Ultralytics selected by its own fitness, so no Osteon validation score is claimed
         run,
