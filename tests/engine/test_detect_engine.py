@@ -48,6 +48,12 @@ def test_run_carries_its_plan(detect_run: Path) -> None:
     assert plan["anchor_sizes"][0][0] == pytest.approx(np.clip(sides["5"], 4, 32), abs=0.1)  # smallest anchor ≈ p5
     meta = load_model_file(detect_run / "model.pt")["meta"]
     assert meta["task"]["extra"]["plan"] == plan  # the checkpoint rebuilds the same detector
+    # the box scale chosen on the validation predictions is in the run's state and in the model
+    calibration = meta["task"]["extra"]["calibration"]
+    assert calibration["chosen_on"] == "val" and calibration["box_scale"] in [
+        float(k) for k in calibration["map50_by_scale"]
+    ]
+    assert json.loads((detect_run / "state.json").read_text())["task"]["extra"]["calibration"] == calibration
     val = pd.read_csv(detect_run / "predictions_val.csv")
     assert {"truth", "pred_boxes", "n_boxes", "max_score"} <= set(val.columns)
 

@@ -5,7 +5,8 @@ than the true one (a larger box loses less IoU when its centre is off). On FracA
 were a median 1.1–1.4× the true size around the fractures it found, and about half of those missed IoU 0.5 by
 their size alone (docs/decisions.md). Like the operating point, the correction is chosen on the validation
 predictions: the factor in ``SCALES`` with the highest validation mAP@0.5, averaged with its two neighbours on the
-grid (one factor is chosen from a few dozen true boxes, so a lone spike should not win), and 1 when none beats 1.
+grid (one factor is chosen from a few dozen true boxes, so a lone spike should not win), mAP@0.5:0.95 breaking
+ties (where every factor of a range clears IoU 0.5, the one that fits the boxes best), and 1 when none beats 1.
 """
 
 from __future__ import annotations
@@ -41,22 +42,27 @@ def choose_box_scale(
     """
     if not sum(len(t.boxes) for t in truth):
         return None
-    scores = []
+    map50, map50_95 = [], []
     for factor in SCALES:
-        scaled = [_scaled(p, factor) for p in predictions]
-        value = coco_evaluate(truth, scaled, n_classes=n_classes).map50
-        scores.append(value if np.isfinite(value) else 0.0)
-    values = np.asarray(scores)
-    smoothed = np.array([values[max(i - 1, 0) : i + 2].mean() for i in range(len(values))])
+        result = coco_evaluate(truth, [_scaled(p, factor) for p in predictions], n_classes=n_classes)
+        map50.append(result.map50 if np.isfinite(result.map50) else 0.0)
+        map50_95.append(result.map50_95 if np.isfinite(result.map50_95) else 0.0)
+    smooth50, smooth50_95 = _smoothed(map50), _smoothed(map50_95)
     unit = SCALES.index(1.0)
-    best = max(range(len(SCALES)), key=lambda i: (smoothed[i], -abs(SCALES[i] - 1.0)))
-    chosen = SCALES[best] if smoothed[best] > smoothed[unit] else 1.0
+    best = max(range(len(SCALES)), key=lambda i: (smooth50[i], smooth50_95[i], -abs(SCALES[i] - 1.0)))
+    chosen = SCALES[best] if (smooth50[best], smooth50_95[best]) > (smooth50[unit], smooth50_95[unit]) else 1.0
     return {
         "box_scale": chosen,
         "chosen_on": "val",
-        "method": "max validation mAP@0.5, mean with the two neighbouring factors",
-        "map50_by_scale": {f"{s:.2f}": round(float(v), 4) for s, v in zip(SCALES, values, strict=True)},
+        "method": "max validation mAP@0.5 (ties: mAP@0.5:0.95), each the mean with the two neighbouring factors",
+        "map50_by_scale": {f"{s:.2f}": round(float(v), 4) for s, v in zip(SCALES, map50, strict=True)},
     }
+
+
+def _smoothed(values: list[float]) -> np.ndarray:
+    """Each value averaged with its neighbours on the grid (one at the ends)."""
+    v = np.asarray(values, dtype=float)
+    return np.array([v[max(i - 1, 0) : i + 2].mean() for i in range(len(v))])
 
 
 def _scaled(boxes: ImageBoxes, factor: float) -> ImageBoxes:
