@@ -199,3 +199,17 @@ def test_gallery_and_subgroups_come_from_the_adapter(tmp_path, task):
     table = subgroup_table(data, "test", ["sex"], n_resamples=50)
     assert table is not None and table.header == ["covariate", "level", *data.kind.subgroup_header(data)]
     assert all(len(row) == len(table.header) for row in table.rows)
+
+
+def test_a_detection_report_states_the_box_scale_chosen_on_validation(tmp_path):
+    run = make_run(make_dataset(tmp_path / "data", task="detect"), tmp_path / "run", task="detect")
+    html = write_report(run, gallery_size=0, n_resamples=100, progress=False).read_text()
+    assert "post-processing</t" not in html  # nothing chosen, no row
+    state = json.loads((run / "state.json").read_text())
+    chosen = {"box_scale": 0.85, "chosen_on": "val", "method": "max validation mAP@0.5"}
+    chosen["map50_by_scale"] = {"1.00": 0.1}  # not a scalar: not in the row
+    state["task"]["extra"]["calibration"] = chosen
+    (run / "state.json").write_text(json.dumps(state))
+    html = write_report(run, gallery_size=0, n_resamples=100, progress=False).read_text()
+    row = r"post-processing</t[hd]>\s*<td>box_scale 0.85 \(chosen on val: max validation mAP@0.5\)</td>"
+    assert re.search(row, html)

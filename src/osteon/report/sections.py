@@ -140,6 +140,20 @@ def _selection_text(data: RunData) -> str:
     return f"epoch with the best {data.monitor_text()} (checkpoint best.ckpt)"
 
 
+def _calibration_rows(task: dict) -> list[tuple[str, str]]:
+    """Post-processing the task chose on validation predictions (``Task.calibrate``), when it chose any."""
+    chosen = task.get("extra", {}).get("calibration")
+    if not chosen:
+        return []
+    values = ", ".join(f"{k} {v}" for k, v in chosen.items() if k not in ("chosen_on", "method") and _scalar(v))
+    how = f"chosen on {chosen.get('chosen_on', '?')}" + (f": {chosen['method']}" if chosen.get("method") else "")
+    return [("post-processing", f"{values} ({how})")]
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
 def method_tables(data: RunData) -> list[Table]:
     cfg, task = data.config, data.task_state
     prep = data.state.get("preprocessing", {})
@@ -178,6 +192,7 @@ def method_tables(data: RunData) -> list[Table]:
             f"{best} (0-based) of {ran if ran is not None else cfg.get('epochs')} run" if best is not None else "—",
         ),
         ("operating point", _operating_point_text(data)),
+        *_calibration_rows(task),
         ("training time", f"{seconds / 60:.1f} min ({time_source})" if seconds is not None else "not recorded"),
         (
             "hardware",
