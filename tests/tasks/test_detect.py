@@ -123,13 +123,16 @@ def test_predictions_go_back_to_original_pixels(small_set: Manifest, tmp_path: P
     )
     outputs = [
         {
-            "boxes": torch.tensor([[6.4, 22.4, 19.2, 28.8], [0.0, 0.0, 64.0, 10.0], [32.0, 19.2, 57.6, 44.8]]),
-            "scores": torch.tensor([0.5, 0.4, 0.9]),
-            "labels": torch.tensor([0, 0, 1]),
+            "boxes": torch.tensor(
+                [[6.4, 22.4, 19.2, 28.8], [0.0, 0.0, 64.0, 10.0], [32.0, 19.2, 57.6, 44.8], [0.0, 0.0, 64.0, 16.002]]
+            ),
+            "scores": torch.tensor([0.5, 0.4, 0.9, 0.3]),
+            "labels": torch.tensor([0, 0, 1, 0]),
         }
     ]
     (pred,) = task.predict(outputs, geometry=[geometry])
-    # the box in the top padding has no area inside the image and is dropped; order by score
+    # the box in the top padding (pad 16 px) has no area inside the image and is dropped, and so is the one that
+    # reaches 0.003 px into it (predictions_<split>.csv, at 2 decimals, would make it 0 px tall); order by score
     assert pred.labels == ("plate", "fx") and pred.scores.tolist() == pytest.approx([0.9, 0.5])
     np.testing.assert_allclose(pred.boxes_xyxy, [[50, 5, 90, 45], [10, 10, 30, 20]], atol=1e-4)
 

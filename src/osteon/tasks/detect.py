@@ -49,6 +49,9 @@ from osteon.tasks._targets import patient_groups
 from osteon.tasks.base import TASKS, Monitor, OutputWriter, TaskBase, TaskState
 from osteon.tasks.predictions import BoxPrediction
 
+# boxes narrower than this (original pixels) are dropped: predictions_<split>.csv keeps 2 decimals, which would
+# round them to nothing (a box that lies in the letterbox's padding, or scaled by the box scale, becomes 0 wide)
+MIN_SIDE_PX = 0.02
 OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lowest score with ≤ 1 FP/image
 # the heat-map detector from random weights: phantoms test mAP@0.5 0.38 at 1e-3, 1.00 at 3e-3 (6e-3 tried on
 # FracAtlas: no better in the side-by-side benchmark, docs/decisions.md)
@@ -275,7 +278,8 @@ class DetectionTask(TaskBase):
             boxes = scale_boxes(boxes, factor)
             if geometry is not None:
                 boxes = to_original_space(boxes, geometry[k])
-                keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (labels >= 0)
+                sides = boxes[:, 2:] - boxes[:, :2]  # a box in the letterbox's padding is clipped to nothing
+                keep = (sides >= MIN_SIDE_PX).all(axis=1) & (labels >= 0)
                 boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
             order = np.argsort(-scores, kind="stable")
             out.append(BoxPrediction(boxes[order], scores[order], tuple(names[i] for i in labels[order]), names))
