@@ -18,6 +18,7 @@ Usage::
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --yolo yolov8n   # one budget, one rival
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 10 --seeds 0 1 2    # + mean ± SD over seeds
     .venv/bin/python benchmarks/fracatlas_detection.py --summarise RUN RUN ...          # runs made separately
+    .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --evaluate-trained RUN  # evaluate again
 
 One run on 54 test images cannot rank these detectors (their mAP moves between seeds as much as they differ);
 ``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds.
@@ -72,6 +73,12 @@ def parse_args() -> argparse.Namespace:
         "--score-threshold", type=float, default=0.001, help="Lowest box score kept, both models (COCO-eval style)"
     )
     p.add_argument("--n-resamples", type=int, default=1000)
+    p.add_argument(
+        "--evaluate-trained",
+        default=None,
+        metavar="RUN",
+        help="Only evaluate the models a run of this script trained (same --budget-min and --seed)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out-root", default="runs")
     p.add_argument("--train-one", default=None, help=argparse.SUPPRESS)  # child process: train one model
@@ -226,6 +233,11 @@ def main() -> None:
         return
     machine = machine_info()
     seeds = args.seeds or [args.seed]
+    if args.evaluate_trained:
+        out = Path(args.evaluate_trained)
+        log(f"FracAtlas detection: evaluating the models trained in {out}")
+        run_budget(args, args.budget_min[0], out, machine, threads)
+        return
     for budget in args.budget_min:
         summaries = []
         for seed in seeds:
@@ -281,19 +293,26 @@ def run_budget(
     forwarded += ["--yolo-image-size", str(args.yolo_image_size)] if args.yolo_image_size else []
     forwarded += ["--score-threshold", str(args.score_threshold), "--threads", str(args.threads), "--data", args.data]
     forwarded += [f"--{k}={v}" for k, v in {"model": args.model, "encoder": args.encoder, "lr": args.lr}.items() if v]
-    load_before = load_average()
-    children = {}
-    for name in names:
-        command = [sys.executable, __file__, "--train-one", name, "--out-dir", str(out)]
-        command += ["--budget-min", f"{budget_min}"]
-        log_file = (out / f"{name}.log").open("w")
-        children[name] = (subprocess.Popen([*command, *forwarded], stdout=log_file, stderr=subprocess.STDOUT), log_file)
-    log(f"training {', '.join(names)} side by side for {budget_min:g} min each")
-    for name, (child, log_file) in children.items():
-        if child.wait() != 0:
-            raise SystemExit(f"{name} failed (exit {child.returncode}); see {out / f'{name}.log'}")
-        log_file.close()
-    load_after_training = load_average()
+    loads_file = out / "training_loads.json"
+    if args.evaluate_trained:  # the models of `out` are trained: evaluate them (e.g. after a crash in evaluation)
+        loads = json.loads(loads_file.read_text()) if loads_file.is_file() else {}
+        load_before, load_after_training = loads.get("before"), loads.get("after_training")
+    else:
+        load_before = load_average()
+        children = {}
+        for name in names:
+            command = [sys.executable, __file__, "--train-one", name, "--out-dir", str(out)]
+            command += ["--budget-min", f"{budget_min}"]
+            log_file = (out / f"{name}.log").open("w")
+            child = subprocess.Popen([*command, *forwarded], stdout=log_file, stderr=subprocess.STDOUT)
+            children[name] = (child, log_file)
+        log(f"training {', '.join(names)} side by side for {budget_min:g} min each")
+        for name, (child, log_file) in children.items():
+            if child.wait() != 0:
+                raise SystemExit(f"{name} failed (exit {child.returncode}); see {out / f'{name}.log'}")
+            log_file.close()
+        load_after_training = load_average()
+        loads_file.write_text(json.dumps({"before": load_before, "after_training": load_after_training}))
 
     runs, train_seconds, epochs = {}, {}, {}
     for name in names:
