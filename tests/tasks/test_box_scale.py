@@ -15,7 +15,7 @@ from osteon.data.boxes import ImageBoxes
 from osteon.data.manifest import Manifest
 from osteon.data.transforms import Letterbox
 from osteon.tasks import TaskState, build_task
-from osteon.tasks._box_scale import SCALES, choose_box_scale, scale_boxes
+from osteon.tasks._box_scale import MIN_PAIRS, SCALES, choose_box_scale, scale_boxes
 from osteon.tasks.detect import DetectionTask
 
 pytestmark = pytest.mark.filterwarnings("ignore::osteon.data.manifest.MissingPatientIdWarning")
@@ -62,7 +62,8 @@ def test_the_chosen_scale_undoes_a_systematic_size_error(inflation: float, expec
     assert chosen is not None and chosen["chosen_on"] == "val"
     # one grid step; 1/1.6 is below the grid: its lowest factor, 0.7
     assert chosen["box_scale"] == pytest.approx(max(expected, SCALES[0]), abs=0.051)
-    assert set(chosen["map50_by_scale"]) == {f"{s:.2f}" for s in SCALES}
+    assert set(chosen["map50_by_scale"]) == {f"{s:.2f}" for s in SCALES} and chosen["n_pairs"] >= 40
+    assert chosen["median_size_ratio"] == pytest.approx(inflation, rel=0.05)
 
 
 def test_no_true_boxes_no_choice() -> None:
@@ -130,3 +131,10 @@ def test_a_configured_scale_is_kept(task: DetectionTask, tmp_path: Path) -> None
     assert configured.box_scale == 0.9
     assert configured.calibrate(validation_frame(1.25)) is None  # the user's factor wins
     assert task.calibrate(pd.DataFrame({"image": ["a"], "truth": [None], "pred_boxes": ["[]"]})) is None
+
+
+def test_too_few_found_boxes_keep_the_networks_own() -> None:
+    truth_boxes = true_boxes(4)  # 4-8 boxes: fewer than MIN_PAIRS pairs to estimate a size bias from
+    truth = [ImageBoxes(b, np.zeros(len(b), int)) for b in truth_boxes]
+    chosen = choose_box_scale(truth, predicted(truth_boxes, 1.5), n_classes=1)
+    assert chosen is not None and chosen["box_scale"] == 1.0 and 0 < chosen["n_pairs"] < MIN_PAIRS

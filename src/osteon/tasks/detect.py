@@ -326,7 +326,7 @@ class DetectionTask(TaskBase):
         truth, preds = self._parse_frame(frame[frame["truth"].notna()])
         own = [replace(p, boxes=scale_boxes(p.boxes, 1 / self.box_scale)) for p in preds]  # the network's boxes
         chosen = choose_box_scale(truth, own, n_classes=len(self.class_names))
-        if chosen is None or chosen == current:
+        if chosen is None or chosen["box_scale"] == current.get("box_scale"):
             return None
         return replace(self.state, extra={**self.state.extra, "calibration": chosen})
 
