@@ -138,3 +138,13 @@ def test_too_few_found_boxes_keep_the_networks_own() -> None:
     truth = [ImageBoxes(b, np.zeros(len(b), int)) for b in truth_boxes]
     chosen = choose_box_scale(truth, predicted(truth_boxes, 1.5), n_classes=1)
     assert chosen is not None and chosen["box_scale"] == 1.0 and 0 < chosen["n_pairs"] < MIN_PAIRS
+
+
+def test_unreadable_validation_images_are_left_out(task: DetectionTask) -> None:
+    clean = validation_frame(1.25)
+    broken = pd.DataFrame({"image": ["gone.png"], "truth": [clean["truth"][0]], "pred_boxes": [None]})
+    frame = pd.concat([clean.assign(error=""), broken.assign(error="ImageReadError: gone.png")], ignore_index=True)
+    calibrated, expected = task.calibrate(frame), task.calibrate(clean)
+    assert calibrated is not None and expected is not None
+    # the unreadable image's true boxes count neither as found nor as missed
+    assert calibrated.extra["calibration"] == expected.extra["calibration"]

@@ -104,8 +104,8 @@ class TrainConfig(BaseModel):
     box_scale: float | None = Field(
         None,
         gt=0,
-        description="detect: scale predicted boxes about their centres by this factor (default: the factor in "
-        "0.7-1.3 with the best validation mAP@0.5; 1: the network's own boxes)",
+        description="detect: scale predicted boxes about their centres by this factor (default: chosen on "
+        "validation, the inverse of the boxes' median size ratio to the true ones, 0.7-1.3; 1: the network's own)",
     )
     backend: str = Field("torchvision", description="detect: torchvision | yolo (extra 'yolo')")
 

@@ -321,6 +321,8 @@ class DetectionTask(TaskBase):
         when it stays: a factor given in the config (``box_scale``), no labelled boxes, or the same choice as
         before (a resumed run's predictions carry its earlier factor, which is undone before choosing again)."""
         current = self.state.extra.get("calibration", {})
+        if "error" in frame:  # unreadable images have no boxes to compare
+            frame = frame[frame["error"].fillna("") == ""]
         if current.get("chosen_on") == "config" or "truth" not in frame or frame["truth"].isna().all():
             return None
         truth, preds = self._parse_frame(frame[frame["truth"].notna()])
