@@ -169,7 +169,7 @@ def rescaled(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
             return cell
         records = json.loads(cell)
         for r in records:
-            r["xyxy"] = [round(float(v), 2) for v in scale_boxes(np.array(r["xyxy"]), factor)[0]]
+            r["xyxy"] = scale_boxes(np.array(r["xyxy"]), factor)[0].tolist()  # unrounded: a tiny box stays > 0 wide
         return json.dumps(records)
 
     return frame.assign(pred_boxes=frame["pred_boxes"].map(scale))
