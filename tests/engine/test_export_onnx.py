@@ -148,7 +148,7 @@ def test_a_run_with_unsplit_rows_exports(trained_classifier: Path, tmp_path: Pat
 
 @pytest.mark.filterwarnings("ignore")
 def test_the_default_detector_exports_its_network_and_decodes_alike(phantom_dataset: Path, tmp_path: Path) -> None:
-    """centernet: ONNX Runtime runs the network, PyTorch the peak search and NMS; boxes equal PyTorch's."""
+    """centernet: ONNX Runtime runs the network, PyTorch the top-cell search and NMS; boxes equal PyTorch's."""
     run = train(
         task="detect", data=str(phantom_dataset), image_size=64, epochs=2, batch_size=8, out=str(tmp_path / "det"),
         score_threshold=0.01, progress=False,

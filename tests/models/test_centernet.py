@@ -50,6 +50,27 @@ def test_losses_are_finite_and_detections_follow_the_interface() -> None:
         model.eval().losses(x, [_target(), _target()])
 
 
+def test_decoding_keeps_a_neighbouring_cell_whose_box_differs_and_drops_duplicates() -> None:
+    """Not only local maxima: a cell next to the best one enters the NMS, which drops it only when its box
+    overlaps the better one by more than ``nms_iou`` (a peak search would keep the best box alone)."""
+    model = CenterNet(ENCODER, 1, width=16, score_threshold=0.05, nms_iou=0.5, detections_per_image=3).eval()
+    h = w = 8
+    logits = torch.full((1, 1, h, w), -10.0)
+    logits[0, 0, 4, 4], logits[0, 0, 4, 5], logits[0, 0, 3, 4] = 3.0, 2.0, 1.0
+    sides = torch.full((1, 4, h, w), 4.0)
+    sides[0, :, 4, 4] = 12.0  # a 24-px box
+    sides[0, :, 4, 5] = 4.0  # an 8-px box inside it (IoU 0.11): a second hypothesis of another extent
+    sides[0, :, 3, 4] = 12.0  # a 24-px box shifted by one cell (IoU 0.71): a duplicate
+    images = torch.zeros(1, 1, h * STRIDE, w * STRIDE)
+    out = model.decode(torch.cat([logits, sides], dim=1), images)[0]
+    assert out["scores"].tolist() == pytest.approx(torch.sigmoid(torch.tensor([3.0, 2.0])).tolist())
+    centre, right = (4 + 0.5) * STRIDE, (5 + 0.5) * STRIDE
+    expected = [[centre - 12, centre - 12, centre + 12, centre + 12], [right - 4, centre - 4, right + 4, centre + 4]]
+    torch.testing.assert_close(out["boxes"], torch.tensor(expected))
+    model.detections_per_image = 1
+    assert len(model.decode(torch.cat([logits, sides], dim=1), images)[0]["boxes"]) == 1
+
+
 def test_it_learns_to_find_a_bright_square() -> None:
     """A few hundred steps on one synthetic image: the top box is the square (IoU > 0.5)."""
     torch.manual_seed(0)
