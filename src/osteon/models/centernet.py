@@ -41,7 +41,7 @@ GAUSSIAN_ALPHA = 0.54  # TTFNet's β: the Gaussian covers the central part of th
 MIN_SIGMA = 0.5  # cells: a box a few pixels wide still gets a peak with neighbours
 BOX_LOSS_WEIGHT = 5.0  # TTFNet's weight of the GIoU term
 PRIOR = 0.01  # initial heat-map probability (RetinaNet's prior: the focal loss starts stable)
-CANDIDATES = 1000  # cells per image that enter the NMS (FCOS/RetinaNet's pre-NMS top-k)
+CANDIDATES = 300  # cells per image that enter the NMS (1000 scored the same and cost 3× the decoding)
 
 
 def _separable(width: int) -> nn.Sequential:
