@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from osteon.errors import UnknownNameError
-from osteon.models.centernet import STRIDE, CenterNet, _encode
+from osteon.models.centernet import STRIDE, CenterNet, _encode, _paired_iou
 from osteon.models.detection import DetectorSpec, build_detector
 
 ENCODER = "resnet10t"  # small and has stride-4 features
@@ -69,6 +69,45 @@ def test_decoding_keeps_a_neighbouring_cell_whose_box_differs_and_drops_duplicat
     torch.testing.assert_close(out["boxes"], torch.tensor(expected))
     model.detections_per_image = 1
     assert len(model.decode(torch.cat([logits, sides], dim=1), images)[0]["boxes"]) == 1
+
+
+def test_paired_iou() -> None:
+    a = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 4.0, 4.0]])
+    b = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [6.0, 6.0, 9.0, 9.0]])
+    torch.testing.assert_close(_paired_iou(a, b), torch.tensor([1.0, 50 / 150, 0.0]))
+
+
+def test_the_quality_branch_learns_iou_without_moving_the_boxes() -> None:
+    """The quality channel is trained towards each cell's box IoU; its loss sends no gradient into the sides."""
+    torch.manual_seed(0)
+    model = CenterNet(ENCODER, 1, width=16, quality=True).train()
+    x = torch.randn(1, 1, 64, 64)
+    assert model.network(x).shape[1] == 1 + 4 + 1
+    losses = model.losses(x, [_target([10.0, 10.0, 40.0, 34.0])])
+    assert set(losses) == {"heatmap", "box", "quality"} and torch.isfinite(losses["quality"])
+    losses["quality"].backward()
+    grad = model.sides[-1].weight.grad
+    assert grad is not None and bool((grad[:4] == 0).all()) and bool((grad[4] != 0).any())
+    old = CenterNet(ENCODER, 1, width=16)  # plans without quality_head: the old 4-channel layer loads
+    assert old.sides[-1].out_channels == 4 and "quality" not in old.train().losses(x, [_target([1.0, 1.0, 9.0, 9.0])])
+
+
+def test_with_quality_the_better_fitting_box_wins_the_nms() -> None:
+    """Two overlapping boxes: the hotter cell predicts a poor fit (quality logit −3), its neighbour a good one (+3);
+    scored by sqrt(heat × quality), the neighbour's box is the one kept."""
+    model = CenterNet(ENCODER, 1, width=16, score_threshold=0.01, quality=True).eval()
+    h = w = 8
+    raw = torch.zeros(1, 1 + 4 + 1, h, w)
+    raw[0, 0] = -10.0
+    raw[0, 0, 4, 4], raw[0, 0, 4, 5] = 3.0, 2.0
+    raw[0, 1:5] = 8.0
+    raw[0, 5, 4, 4], raw[0, 5, 4, 5] = -3.0, 3.0
+    out = model.decode(raw, torch.zeros(1, 1, h * STRIDE, w * STRIDE))[0]
+    right = (5 + 0.5) * STRIDE
+    assert out["boxes"][0, 0].item() == pytest.approx(right - 8)
+    heat, fit = torch.sigmoid(torch.tensor(2.0)), torch.sigmoid(torch.tensor(3.0))
+    assert out["scores"][0].item() == pytest.approx(float(torch.sqrt(heat * fit)))
+    assert len(out["boxes"]) == 1
 
 
 def test_it_learns_to_find_a_bright_square() -> None:

@@ -14,6 +14,11 @@ One output map at stride 4 instead of anchors on five levels:
   penalty-reduced focal loss; the sides are regressed with GIoU at *every* cell inside the Gaussian,
   weighted by the Gaussian — many supervised cells per object instead of one, which is what makes it
   converge in few epochs from random weights.
+* **Box quality** (``quality=True``, the plan's default since session 25): a fifth regression channel predicts
+  the IoU of the cell's own box with the box it regresses (trained with BCE at the same Gaussian-weighted cells,
+  the IoU-aware branch of Wu et al. 2020 / FCOS's centre-ness in spirit), and a cell's score is
+  ``sqrt(heat × quality)``. The heat map says *where* a finding is; the quality says *how well this cell's box
+  fits it*, so the cell whose box fits best wins the NMS and well-fitting boxes rank first.
 * **Decoding**: the ``CANDIDATES`` highest-scoring cells become boxes, a class-wise NMS removes the ones that
   describe the same object as a better-scoring box, and the top ``detections_per_image`` are kept. CenterNet's
   3×3 max-pool peak search is not used: it keeps one box per peak, so a fracture whose peak box has the wrong
@@ -62,6 +67,7 @@ class CenterNet(nn.Module):
         num_classes: Object classes (no background class).
         width: Channels of the neck and heads.
         score_threshold, nms_iou, detections_per_image: Decoding.
+        quality: Also predict each cell's box IoU and score cells by ``sqrt(heat × IoU)`` (module docstring).
         pretrained: ``None`` (random), ``"hub"`` (timm's weights; needs internet) or a local timm checkpoint.
     """
 
@@ -74,6 +80,7 @@ class CenterNet(nn.Module):
         score_threshold: float = 0.05,
         nms_iou: float = 0.5,
         detections_per_image: int = 100,
+        quality: bool = False,
         pretrained: str | None = None,
     ) -> None:
         super().__init__()
@@ -82,10 +89,11 @@ class CenterNet(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
         self.smooth = _separable(width)
         self.heatmap = nn.Sequential(_separable(width), nn.Conv2d(width, num_classes, 1))
-        self.sides = nn.Sequential(_separable(width), nn.Conv2d(width, 4, 1))
+        self.sides = nn.Sequential(_separable(width), nn.Conv2d(width, 4 + int(quality), 1))
         nn.init.constant_(self.heatmap[-1].bias, -math.log((1 - PRIOR) / PRIOR))
         nn.init.zeros_(self.sides[-1].bias)
         self.num_classes = num_classes
+        self.quality = quality
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.detections_per_image = detections_per_image
@@ -97,12 +105,14 @@ class CenterNet(nn.Module):
         return self.encoder
 
     def network(self, images: torch.Tensor) -> torch.Tensor:
-        """The tensor part (what ONNX exports): heat-map logits and side distances, ``(B, C + 4, h, w)``."""
-        logits, sides = self.maps(images)
-        return torch.cat([logits.float(), sides], dim=1)
+        """The tensor part (what ONNX exports): heat-map logits, side distances and (with ``quality``) the box
+        quality logit, ``(B, C + 4 [+ 1], h, w)``."""
+        logits, sides, quality = self.maps(images)
+        return torch.cat([logits.float(), sides, *([quality.float()] if quality is not None else [])], dim=1)
 
-    def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(heat-map logits (B, C, h, w), side distances in input pixels (B, 4, h, w))`` at stride 4."""
+    def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(heat-map logits (B, C, h, w), side distances in input pixels (B, 4, h, w), box-quality logits
+        (B, 1, h, w) or None)`` at stride 4."""
         features = self.encoder(images)
         merged = None
         for level in reversed(range(4)):
@@ -110,14 +120,17 @@ class CenterNet(nn.Module):
             merged = x if merged is None else x + F.interpolate(merged, size=x.shape[-2:], mode="nearest")
         assert merged is not None
         merged = self.smooth(merged)
-        return self.heatmap(merged), torch.exp(self.sides(merged).float().clamp(max=8.0)) * STRIDE
+        regression = self.sides(merged)
+        sides = torch.exp(regression[:, :4].float().clamp(max=8.0)) * STRIDE
+        return self.heatmap(merged), sides, regression[:, 4:] if self.quality else None
 
     # -- training --------------------------------------------------------------------------------
     def losses(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """``{"heatmap": focal loss, "box": GIoU loss}`` (targets: input-pixel xyxy, 0-based labels)."""
+        """``{"heatmap": focal loss, "box": GIoU loss[, "quality": BCE]}`` (targets: input-pixel xyxy, 0-based
+        labels)."""
         if not self.training:
             raise RuntimeError("CenterNet.losses needs train mode (model.train()); use forward() for detections.")
-        logits, sides = self.maps(images)
+        logits, sides, quality = self.maps(images)
         heat, weight, box_target = _encode(targets, logits.shape, self.num_classes)
         heat_loss = _focal_loss(logits.float(), heat)
         centres = _cell_centres(logits.shape[-2:], logits.device)
@@ -128,7 +141,10 @@ class CenterNet(nn.Module):
             box_loss = (giou * weight[mask]).sum() / weight[mask].sum()
         else:
             box_loss = sides.sum() * 0.0
-        return {"heatmap": heat_loss, "box": BOX_LOSS_WEIGHT * box_loss}
+        losses = {"heatmap": heat_loss, "box": BOX_LOSS_WEIGHT * box_loss}
+        if quality is not None:
+            losses["quality"] = _quality_loss(quality, predicted, box_target, weight)
+        return losses
 
     # -- inference -------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, covariates: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
@@ -137,8 +153,10 @@ class CenterNet(nn.Module):
 
     def decode(self, raw: torch.Tensor, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Detections from :meth:`network`'s output (top cells, boxes, class-wise NMS, top ``detections_per_image``)."""
-        logits, sides = raw[:, : self.num_classes], raw[:, self.num_classes :]
+        logits, sides = raw[:, : self.num_classes], raw[:, self.num_classes : self.num_classes + 4]
         heat = torch.sigmoid(logits.float())
+        if self.quality:  # the IoU-aware score: where (heat) × how well this cell's box fits (quality)
+            heat = torch.sqrt(heat * torch.sigmoid(raw[:, self.num_classes + 4 :].float()))
         batch, classes, h, w = heat.shape
         boxes = _boxes(_cell_centres((h, w), heat.device), sides).reshape(batch, h * w, 4)
         k = min(max(CANDIDATES, self.detections_per_image), classes * h * w)
@@ -205,6 +223,27 @@ def _encode(
             weight[b][owns] = g[owns]
             owner[b][owns] = boxes[k]
     return heat, weight, owner
+
+
+def _quality_loss(
+    logits: torch.Tensor, predicted: torch.Tensor, box_target: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """BCE of the quality logits ``(B, 1, h, w)`` against the IoU of each supervised cell's predicted box with its
+    target box (no gradient into the boxes), weighted like the box loss."""
+    mask = weight > 0
+    if not mask.any():
+        return logits.sum() * 0.0
+    iou = _paired_iou(predicted[mask].detach(), box_target[mask])
+    bce = F.binary_cross_entropy_with_logits(logits[:, 0][mask].float(), iou, reduction="none")
+    return (bce * weight[mask]).sum() / weight[mask].sum()
+
+
+def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of the boxes ``a[i]`` and ``b[i]`` (xyxy, ``(N, 4)`` each)."""
+    wh = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp(min=0)
+    inter = wh[:, 0] * wh[:, 1]
+    area = lambda x: (x[:, 2] - x[:, 0]).clamp(min=0) * (x[:, 3] - x[:, 1]).clamp(min=0)  # noqa: E731
+    return inter / (area(a) + area(b) - inter).clamp(min=1e-6)
 
 
 def _focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

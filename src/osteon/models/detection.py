@@ -71,6 +71,8 @@ class DetectorSpec:
         roi_samples: Faster R-CNN: proposals sampled per training image for the RoI head (torchvision: 512).
         box_head_width: Faster R-CNN: width of the RoI head's two fully connected layers (torchvision: 1024;
             with 7×7 pooled features the first layer dominates the detector's compute on small inputs).
+        quality_head: centernet: predict each cell's box IoU and rank by it (``CenterNet(quality=True)``); plans
+            written before session 25 lack it, and their models load without it.
     """
 
     architecture: str
@@ -88,6 +90,7 @@ class DetectorSpec:
     proposals: tuple[int, int] = (2000, 1000)
     roi_samples: int = 512
     box_head_width: int = 1024
+    quality_head: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -282,6 +285,7 @@ def _centernet(spec: DetectorSpec, *, pretrained: str | None) -> nn.Module:
         score_threshold=spec.score_threshold,
         nms_iou=spec.nms_iou,
         detections_per_image=spec.detections_per_image,
+        quality=spec.quality_head,
         pretrained=None if source else pretrained,
     )
     if source is not None:
