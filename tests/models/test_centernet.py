@@ -92,6 +92,14 @@ def test_the_quality_branch_learns_iou_without_moving_the_boxes() -> None:
     assert old.sides[-1].out_channels == 4 and "quality" not in old.train().losses(x, [_target([1.0, 1.0, 9.0, 9.0])])
 
 
+def test_the_plan_field_decides_the_quality_branch_and_old_plans_load_without_it() -> None:
+    plan = {"architecture": "centernet", "encoder": f"timm:{ENCODER}", "num_classes": 1, "image_size": 64}
+    old = build_detector(DetectorSpec.from_dict(plan))  # a plan written before session 25
+    new = build_detector(DetectorSpec.from_dict({**plan, "quality_head": True}))
+    assert not old.quality and old.sides[-1].out_channels == 4
+    assert new.quality and new.sides[-1].out_channels == 5
+
+
 def test_with_quality_the_better_fitting_box_wins_the_nms() -> None:
     """Two overlapping boxes: the hotter cell predicts a poor fit (quality logit −3), its neighbour a good one (+3);
     scored by sqrt(heat × quality), the neighbour's box is the one kept."""
