@@ -144,7 +144,7 @@ def export_onnx(
         "inputs": _input_spec(predictor, len(example) == 2),
         "outputs": {"logits": {"shape": list(reference.shape[1:]), "dtype": "float32", "batch_axis": 0}},
         "postprocessing": (
-            f"{type(model).__name__}.decode (peaks, top-k, boxes, NMS) in PyTorch, then the task's own"
+            f"{type(model).__name__}.decode (scores, top-k cells, boxes, NMS) in PyTorch, then the task's own"
             if decoded
             else "the task's own (softmax/sigmoid/ordinal/regression scale, masks), as in osteon's Predictor"
         ),

@@ -59,7 +59,7 @@ class Predictor:
 
             session = onnx_model_of_run(run, backend, threads=threads)
             torch_model = predictor.model
-            # a detector's network runs in ONNX Runtime, its decoding (peaks, NMS) in PyTorch
+            # a detector's network runs in ONNX Runtime, its decoding (top cells, NMS) in PyTorch
             predictor.model = Decoded(session, torch_model) if isinstance(torch_model, DecodedModel) else session
         predictor.backend = backend
         return predictor

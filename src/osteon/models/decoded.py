@@ -1,4 +1,4 @@
-"""Models whose forward is a tensor network followed by a decoding step (a detector's peak search and NMS).
+"""Models whose forward is a tensor network followed by a decoding step (a detector's top-cell search and NMS).
 
 ONNX export covers the network (one tensor out); the decoding runs in PyTorch after ONNX Runtime, so the
 exported model's boxes are decoded exactly as the PyTorch model's (``engine/export_onnx.py``, ``Predictor``).
