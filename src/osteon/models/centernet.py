@@ -36,7 +36,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, generalized_box_iou_loss
+from torchvision.ops import batched_nms, box_area, generalized_box_iou_loss
 
 from osteon.models.timm_features import timm_features
 
@@ -154,13 +154,13 @@ class CenterNet(nn.Module):
     def decode(self, raw: torch.Tensor, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Detections from :meth:`network`'s output (top cells, boxes, class-wise NMS, top ``detections_per_image``)."""
         logits, sides = raw[:, : self.num_classes], raw[:, self.num_classes : self.num_classes + 4]
-        heat = torch.sigmoid(logits.float())
+        cell_scores = torch.sigmoid(logits.float())
         if self.quality:  # the IoU-aware score: where (heat) × how well this cell's box fits (quality)
-            heat = torch.sqrt(heat * torch.sigmoid(raw[:, self.num_classes + 4 :].float()))
-        batch, classes, h, w = heat.shape
-        boxes = _boxes(_cell_centres((h, w), heat.device), sides).reshape(batch, h * w, 4)
+            cell_scores = torch.sqrt(cell_scores * torch.sigmoid(raw[:, self.num_classes + 4 :].float()))
+        batch, classes, h, w = cell_scores.shape
+        boxes = _boxes(_cell_centres((h, w), cell_scores.device), sides).reshape(batch, h * w, 4)
         k = min(max(CANDIDATES, self.detections_per_image), classes * h * w)
-        scores, index = heat.reshape(batch, -1).topk(k, dim=1)
+        scores, index = cell_scores.reshape(batch, -1).topk(k, dim=1)
         out = []
         for b in range(batch):
             keep = scores[b] >= self.score_threshold
@@ -242,8 +242,7 @@ def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of the boxes ``a[i]`` and ``b[i]`` (xyxy, ``(N, 4)`` each)."""
     wh = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp(min=0)
     inter = wh[:, 0] * wh[:, 1]
-    area = lambda x: (x[:, 2] - x[:, 0]).clamp(min=0) * (x[:, 3] - x[:, 1]).clamp(min=0)  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-6)
+    return inter / (box_area(a) + box_area(b) - inter).clamp(min=1e-6)
 
 
 def _focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
