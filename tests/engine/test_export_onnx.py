@@ -153,7 +153,8 @@ def test_the_default_detector_exports_its_network_and_decodes_alike(phantom_data
         task="detect", data=str(phantom_dataset), image_size=64, epochs=2, batch_size=8, out=str(tmp_path / "det"),
         score_threshold=0.01, progress=False,
     )  # fmt: skip
-    assert json.loads((run.path / "plan.json").read_text())["quality_head"] is True  # the default's box quality
+    plan = json.loads((run.path / "plan.json").read_text())
+    assert plan["quality_head"] is True and plan["flip_test"] is True  # the default's box quality and flip test
     report = export_onnx(run.path)
     assert report.info["validation"]["onnx"] == pytest.approx(report.info["validation"]["torch"], abs=1e-6)
     assert "decode" in report.info["postprocessing"]

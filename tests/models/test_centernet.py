@@ -100,6 +100,41 @@ def test_the_plan_field_decides_the_quality_branch_and_old_plans_load_without_it
     assert new.quality and new.sides[-1].out_channels == 5
 
 
+def test_the_plan_field_decides_the_flip_test_and_old_plans_predict_without_it() -> None:
+    plan = {"architecture": "centernet", "encoder": f"timm:{ENCODER}", "num_classes": 1, "image_size": 64}
+    assert not build_detector(DetectorSpec.from_dict(plan)).flip_test  # a plan written before session 26
+    assert build_detector(DetectorSpec.from_dict({**plan, "flip_test": True})).flip_test
+
+
+def _mirrored(raw: torch.Tensor) -> torch.Tensor:
+    """Maps of the mirror image as they should be: flipped left-right, left and right distances swapped."""
+    flipped = raw.flip(-1)
+    return torch.cat([flipped[:, :1], flipped[:, [3, 2, 1, 4]], flipped[:, 5:]], dim=1)
+
+
+def test_the_flip_test_makes_the_maps_mirror_exactly_with_the_image() -> None:
+    """With the flip test, the mirror image's maps are the image's maps mirrored (side distances swapped); the
+    plain network is not mirror-symmetric, so the averaging is what makes it so."""
+    torch.manual_seed(0)
+    image = torch.randn(1, 1, 64, 96)
+    plain = CenterNet(ENCODER, 1, width=16, quality=True).eval()
+    flipping = CenterNet(ENCODER, 1, width=16, quality=True, flip_test=True).eval()
+    flipping.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.nn.init.normal_(plain.sides[-1].weight, std=0.1)  # outputs that differ between the two images
+        flipping.load_state_dict(plain.state_dict())
+        assert not torch.allclose(plain.network(image.flip(-1)), _mirrored(plain.network(image)), atol=1e-4)
+        torch.testing.assert_close(flipping.network(image.flip(-1)), _mirrored(flipping.network(image)))
+        straight, mirror = plain.network(image), _mirrored(plain.network(image.flip(-1)))
+        torch.testing.assert_close(flipping.network(image), (straight + mirror) / 2)
+
+
+def test_training_sees_each_image_once_with_the_flip_test() -> None:
+    model = CenterNet(ENCODER, 1, width=16, flip_test=True).train()
+    logits, sides, _ = model.maps(torch.zeros(2, 1, 64, 64))
+    assert logits.shape[0] == sides.shape[0] == 2
+
+
 def test_with_quality_the_better_fitting_box_wins_the_nms() -> None:
     """Two overlapping boxes: the hotter cell predicts a poor fit (quality logit −3), its neighbour a good one (+3);
     scored by sqrt(heat × quality), the neighbour's box is the one kept."""

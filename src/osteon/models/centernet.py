@@ -24,6 +24,10 @@ One output map at stride 4 instead of anchors on five levels:
   3×3 max-pool peak search is not used: it keeps one box per peak, so a fracture whose peak box has the wrong
   extent has no second candidate, while the NMS keeps the neighbouring cells' boxes that differ from it
   (FracAtlas: test mAP@0.5 +0.001 to +0.019 on five trained models, ``docs/decisions.md``).
+* **Flip test** (``flip_test=True``, the plan's default since session 26; CenterNet's own "flip testing"): in
+  eval mode the network also sees the left-right mirrored image and averages the two outputs, the mirrored one
+  flipped back (its left and right distances swapped). It is part of :meth:`network`, so ONNX exports it; it
+  doubles the inference cost and steadies the scores of findings the network sees at one orientation only.
 
 The network is fully convolutional, so it trains on crops (``patch_size``, centred on findings half of
 the time; ``tasks/_detect_data.py``) and predicts on the whole letterboxed image.
@@ -68,6 +72,7 @@ class CenterNet(nn.Module):
         width: Channels of the neck and heads.
         score_threshold, nms_iou, detections_per_image: Decoding.
         quality: Also predict each cell's box IoU and score cells by ``sqrt(heat × IoU)`` (module docstring).
+        flip_test: In eval mode, average the outputs of the image and its mirror image (module docstring).
         pretrained: ``None`` (random), ``"hub"`` (timm's weights; needs internet) or a local timm checkpoint.
     """
 
@@ -81,6 +86,7 @@ class CenterNet(nn.Module):
         nms_iou: float = 0.5,
         detections_per_image: int = 100,
         quality: bool = False,
+        flip_test: bool = False,
         pretrained: str | None = None,
     ) -> None:
         super().__init__()
@@ -94,6 +100,7 @@ class CenterNet(nn.Module):
         nn.init.zeros_(self.sides[-1].bias)
         self.num_classes = num_classes
         self.quality = quality
+        self.flip_test = flip_test
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.detections_per_image = detections_per_image
@@ -112,7 +119,15 @@ class CenterNet(nn.Module):
 
     def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(heat-map logits (B, C, h, w), side distances in input pixels (B, 4, h, w), box-quality logits
-        (B, 1, h, w) or None)`` at stride 4."""
+        (B, 1, h, w) or None)`` at stride 4. With ``flip_test`` in eval mode, the average over the image and its
+        mirror image."""
+        if self.flip_test and not self.training:
+            logits, sides, quality = self._maps(torch.cat([images, images.flip(-1)]))
+            mean_quality = None if quality is None else _flip_average(quality)
+            return _flip_average(logits), _flip_average(sides, mirrored=(2, 1, 0, 3)), mean_quality
+        return self._maps(images)
+
+    def _maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         features = self.encoder(images)
         merged = None
         for level in reversed(range(4)):
@@ -175,6 +190,16 @@ class CenterNet(nn.Module):
             kept = batched_nms(bx, s, labels, self.nms_iou)[: self.detections_per_image]
             out.append({"boxes": bx[kept], "scores": s[kept], "labels": labels[kept]})
         return out
+
+
+def _flip_average(maps: torch.Tensor, mirrored: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The mean of the first half of a batch and its second half (the mirror images' maps) flipped back;
+    ``mirrored`` reorders the second half's channels (the left and right side distances trade places)."""
+    straight, flipped = maps.chunk(2)
+    flipped = flipped.flip(-1)
+    if mirrored is not None:
+        flipped = flipped[:, list(mirrored)]
+    return (straight + flipped) / 2
 
 
 def _cell_centres(hw: tuple[int, int] | torch.Size, device: torch.device) -> torch.Tensor:

@@ -73,6 +73,8 @@ class DetectorSpec:
             with 7×7 pooled features the first layer dominates the detector's compute on small inputs).
         quality_head: centernet: predict each cell's box IoU and rank by it (``CenterNet(quality=True)``); plans
             written before session 25 lack it, and their models load without it.
+        flip_test: centernet: average the outputs of the image and its mirror image in eval mode
+            (``CenterNet(flip_test=True)``); plans written before session 26 lack it and predict without it.
     """
 
     architecture: str
@@ -91,6 +93,7 @@ class DetectorSpec:
     roi_samples: int = 512
     box_head_width: int = 1024
     quality_head: bool = False
+    flip_test: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -286,6 +289,7 @@ def _centernet(spec: DetectorSpec, *, pretrained: str | None) -> nn.Module:
         nms_iou=spec.nms_iou,
         detections_per_image=spec.detections_per_image,
         quality=spec.quality_head,
+        flip_test=spec.flip_test,
         pretrained=None if source else pretrained,
     )
     if source is not None:

@@ -259,7 +259,7 @@ def make_plan(
         "input_mean": input_mean,
         "input_std": input_std,
         "fpn_channels": fpn_channels,
-        **({"quality_head": True} if architecture == "centernet" else {}),
+        **({"quality_head": True, "flip_test": True} if architecture == "centernet" else {}),
         **plan_roi_head(architecture, stats, gpu=gpu),
         "train_crop": plan_train_crop(architecture, image_size, patch_size, stats),
         "box_statistics": stats,
