@@ -36,6 +36,8 @@ the time; ``tasks/_detect_data.py``) and predicts on the whole letterboxed image
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -190,6 +192,20 @@ class CenterNet(nn.Module):
             kept = batched_nms(bx, s, labels, self.nms_iou)[: self.detections_per_image]
             out.append({"boxes": bx[kept], "scores": s[kept], "labels": labels[kept]})
         return out
+
+
+@contextmanager
+def without_flip_test(model: nn.Module) -> Iterator[None]:
+    """Inside the block, the CenterNets in ``model`` predict with one pass (the validation during training only
+    monitors progress, and the flip test would double its cost); their flip test is restored after it."""
+    flipping = [m for m in model.modules() if isinstance(m, CenterNet) and m.flip_test]
+    for m in flipping:
+        m.flip_test = False
+    try:
+        yield
+    finally:
+        for m in flipping:
+            m.flip_test = True
 
 
 def _flip_average(maps: torch.Tensor, mirrored: tuple[int, ...] | None = None) -> torch.Tensor:
