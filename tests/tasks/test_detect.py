@@ -214,18 +214,3 @@ def test_fracatlas_plan_on_the_authors_split(shared_data: Path, tmp_path: Path) 
     assert stats["n_images"] == 481 and stats["n_images_with_boxes"] == 481  # the authors' train split
     assert stats["side_px_percentiles"]["50"] < 20  # fractures are small: a median box under 20 px at 256
     assert plan["recommended_image_size"] > 256 and plan["notes"]  # and the plan says so
-
-
-def test_validation_in_training_runs_the_default_detector_once_per_image(small_set: Manifest, tmp_path: Path) -> None:
-    """The flip test doubles a prediction's cost; the validation that only monitors training skips it."""
-    task = planned_task(small_set, tmp_path, model=None, encoder="resnet10t")
-    model = task.build_model(model="", pretrained=None, covariate_dim=0, dropout=0.0).eval()
-    assert model.flip_test
-    seen: list[int] = []
-    model.encoder.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
-    images = torch.zeros(2, 1, 64, 64)
-    targets = [{"boxes": torch.tensor([[4.0, 4.0, 20.0, 20.0]]), "labels": torch.tensor([0])}] * 2
-    with torch.no_grad():
-        assert len(task.validation_records(model, {"image": images, "targets": targets})) == 2
-        model(images)
-    assert seen == [2, 4] and model.flip_test  # one pass in validation; prediction sees the mirror images too

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from osteon.engine.config import TrainConfig
+from osteon.models.centernet import without_flip_test
 from osteon.tasks.base import Task
 
 
@@ -62,7 +63,10 @@ class TaskModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._val_records.extend(self.task.validation_records(self.model, self._prepare(batch)))
+        # One pass per image: this validation only monitors training; a model's test-time flips are for its
+        # predictions (export, predict and the validation predictions after training keep them).
+        with without_flip_test(self.model):
+            self._val_records.extend(self.task.validation_records(self.model, self._prepare(batch)))
 
     def on_validation_epoch_end(self) -> None:
         records, self._val_records = self._val_records, []

@@ -203,14 +203,8 @@ class DetectionTask(TaskBase):
         return sum(losses.values())  # type: ignore[return-value]
 
     def validation_records(self, model: nn.Module, batch: dict[str, Any]) -> list[Any]:
-        """Per image ``(pred ImageBoxes, true ImageBoxes)`` in input pixels (IoU does not change with scale).
-
-        One pass per image: the default detector's flip test (``models/centernet.py``) is for predictions; here it
-        would double the cost of a validation that only monitors (the default keeps its last epoch)."""
-        from osteon.models.centernet import without_flip_test
-
-        with without_flip_test(model):
-            outputs = model(batch["image"])
+        """Per image ``(pred ImageBoxes, true ImageBoxes)`` in input pixels (IoU does not change with scale)."""
+        outputs = model(batch["image"])
         records = []
         for out, target in zip(outputs, batch["targets"], strict=True):
             pred = ImageBoxes(_np(out["boxes"]), _np(out["labels"]).astype(np.int64), _np(out["scores"]))
