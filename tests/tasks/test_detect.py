@@ -214,3 +214,10 @@ def test_fracatlas_plan_on_the_authors_split(shared_data: Path, tmp_path: Path) 
     assert stats["n_images"] == 481 and stats["n_images_with_boxes"] == 481  # the authors' train split
     assert stats["side_px_percentiles"]["50"] < 20  # fractures are small: a median box under 20 px at 256
     assert plan["recommended_image_size"] > 256 and plan["notes"]  # and the plan says so
+
+
+def test_the_default_detector_plans_a_flip_test_unless_turned_off(small_set: Manifest, tmp_path: Path) -> None:
+    on = planned_task(small_set, tmp_path, model=None, encoder=None, flip_test=True).state.extra["plan"]
+    off = planned_task(small_set, tmp_path, model=None, encoder=None, flip_test=False).state.extra["plan"]
+    assert on["architecture"] == "centernet" and on["flip_test"] is True and off["flip_test"] is False
+    assert "flip_test" not in planned_task(small_set, tmp_path).state.extra["plan"]  # retinanet has none

@@ -108,6 +108,11 @@ class TrainConfig(BaseModel):
         "validation, the inverse of the boxes' median size ratio to the true ones, 0.7-1.3; 1: the network's own)",
     )
     backend: str = Field("torchvision", description="detect: torchvision | yolo (extra 'yolo')")
+    flip_test: bool = Field(
+        True,
+        description="detect (centernet): predict on the image and its mirror image and average (twice the "
+        "inference cost); --no-flip-test predicts in one pass",
+    )
 
     # optimisation
     epochs: int = Field(10, ge=1)

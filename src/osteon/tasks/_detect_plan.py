@@ -221,6 +221,7 @@ def make_plan(
     score_threshold: float,
     input_mean: float,
     input_std: float,
+    flip_test: bool = True,
 ) -> dict[str, Any]:
     """The plan (a JSON-able dict) from the *train* rows of ``manifest``; warns when boxes are small."""
     architecture, encoder = resolve_architecture(model, encoder, backend)
@@ -259,7 +260,7 @@ def make_plan(
         "input_mean": input_mean,
         "input_std": input_std,
         "fpn_channels": fpn_channels,
-        **({"quality_head": True, "flip_test": True} if architecture == "centernet" else {}),
+        **({"quality_head": True, "flip_test": flip_test} if architecture == "centernet" else {}),
         **plan_roi_head(architecture, stats, gpu=gpu),
         "train_crop": plan_train_crop(architecture, image_size, patch_size, stats),
         "box_statistics": stats,

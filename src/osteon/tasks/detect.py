@@ -126,6 +126,7 @@ class DetectionTask(TaskBase):
             image_size=cfg.image_size,
             patch_size=getattr(cfg, "patch_size", None),
             score_threshold=cfg.score_threshold,
+            flip_test=getattr(cfg, "flip_test", True),
             input_mean=prep.mean,
             input_std=prep.std,
         )
