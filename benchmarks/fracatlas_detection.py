@@ -9,6 +9,10 @@ re-planned after each one), Ultralytics with its own recipe and its ``time`` arg
 needs negatives, so each model is also evaluated on the 54 test fractures + the 366 held-out non-fractured
 images.
 
+The script's defaults for Osteon (512 px, batch 8, no ``--lr``/``--model``/``--encoder``) are the detect
+task's recipe defaults, so Osteon trains as ``osteon train --task detect --time-budget-min B`` does with no
+tuning flags; the rivals get the same input size (or ``--yolo-image-size``) and batch.
+
 Also measured: inference images/s at the training size (end to end, files → boxes) and video frames/s
 on a synthetic clip of phantom frames (PyAV), for every model.
 

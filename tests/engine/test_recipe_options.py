@@ -34,6 +34,9 @@ def test_recipe_defaults_fill_only_what_the_user_left_unset() -> None:
     cfg = with_recipe_defaults(TrainConfig(task="detect", data="x.csv"))
     assert cfg.lr == 3e-3 and cfg.channels_last and cfg.select_epoch == "last"  # the default detector's recipe
     assert cfg.val_every == 5
+    assert (cfg.image_size, cfg.batch_size) == (512, 8)  # the benchmark's input side and batch
+    given = with_recipe_defaults(TrainConfig(task="detect", data="x.csv", image_size=256, batch_size=4))
+    assert (given.image_size, given.batch_size) == (256, 4)
     assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", val_every=1)).val_every == 1
     assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", select_epoch="best")).select_epoch == "best"
     assert not with_recipe_defaults(TrainConfig(task="detect", data="x.csv", channels_last=False)).channels_last
@@ -41,6 +44,7 @@ def test_recipe_defaults_fill_only_what_the_user_left_unset() -> None:
     retinanet = with_recipe_defaults(TrainConfig(task="detect", data="x.csv", model="retinanet"))
     assert retinanet.lr == 1e-3 and not retinanet.channels_last and retinanet.select_epoch == "best"
     assert retinanet.val_every == 1
+    assert (retinanet.image_size, retinanet.batch_size) == (224, 32)  # the engine's: not the heat-map recipe
     assert with_recipe_defaults(TrainConfig(task="classify", data="x.csv")).lr == 1e-3
 
 

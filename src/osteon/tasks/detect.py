@@ -58,6 +58,12 @@ OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lo
 CENTERNET_LR = 3e-3
 # validation on whole images costs about as much as an epoch of training on crops; the last epoch always validates
 CENTERNET_VAL_EVERY = 5
+# the input side and batch the benchmark's default detector trains at (BENCHMARKS.md §4; `osteon plan` plans at
+# least 512 px for detection too): small findings keep their pixels, and the training crops are sized from the
+# boxes, so a step costs the same at any input side. Batch 32, the engine-wide default, trained worse in the
+# first 20 epochs of an 8-minute FracAtlas probe than batch 8 (docs/decisions.md).
+CENTERNET_IMAGE_SIZE = 512
+CENTERNET_BATCH_SIZE = 8
 
 
 @TASKS.register("detect")
@@ -98,7 +104,8 @@ class DetectionTask(TaskBase):
 
     @classmethod
     def recipe_defaults(cls, cfg: Any) -> dict[str, Any]:
-        """The default detector (centernet) trains at ``CENTERNET_LR``, in channels-last memory (its depthwise
+        """The default detector (centernet) trains at ``CENTERNET_LR``, at ``CENTERNET_IMAGE_SIZE`` px in batches of
+        ``CENTERNET_BATCH_SIZE`` (the benchmark's recipe), in channels-last memory (its depthwise
         convolutions run about 1.3x faster that way on CPUs, in training and inference), keeps its last epoch
         (the annealed end of the schedule; on FracAtlas it scored as well or better on test than the epoch picked by
         mAP on 73 validation images in 8 of 9 runs) and validates every ``CENTERNET_VAL_EVERY`` epochs (it trains
@@ -108,7 +115,14 @@ class DetectionTask(TaskBase):
         architecture, _ = resolve_architecture(model, cfg.encoder, cfg.backend)
         if architecture not in NATIVE_DETECTORS:
             return {}
-        return {"lr": CENTERNET_LR, "channels_last": True, "select_epoch": "last", "val_every": CENTERNET_VAL_EVERY}
+        return {
+            "lr": CENTERNET_LR,
+            "image_size": CENTERNET_IMAGE_SIZE,
+            "batch_size": CENTERNET_BATCH_SIZE,
+            "channels_last": True,
+            "select_epoch": "last",
+            "val_every": CENTERNET_VAL_EVERY,
+        }
 
     @classmethod
     def plan(cls, state: TaskState, manifest: Manifest, cfg: Any) -> TaskState:
