@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from osteon.errors import UnknownNameError
-from osteon.models.centernet import STRIDE, CenterNet, _encode, _paired_iou, without_flip_test
+from osteon.models.centernet import STRIDE, CenterNet, _encode, _paired_iou
 from osteon.models.detection import DetectorSpec, build_detector
 
 ENCODER = "resnet10t"  # small and has stride-4 features
@@ -127,20 +127,6 @@ def test_the_flip_test_makes_the_maps_mirror_exactly_with_the_image() -> None:
         torch.testing.assert_close(flipping.network(image.flip(-1)), _mirrored(flipping.network(image)))
         straight, mirror = plain.network(image), _mirrored(plain.network(image.flip(-1)))
         torch.testing.assert_close(flipping.network(image), (straight + mirror) / 2)
-
-
-def test_without_flip_test_predicts_in_one_pass_and_restores_it() -> None:
-    torch.manual_seed(0)
-    model = CenterNet(ENCODER, 1, width=16, flip_test=True).eval()
-    image = torch.randn(1, 1, 64, 64)
-    wrapped = torch.nn.Sequential(model)  # found inside a wrapper as well
-    with torch.no_grad(), without_flip_test(wrapped):
-        assert not model.flip_test
-        single = model.network(image)
-    assert model.flip_test
-    model.flip_test = False
-    with torch.no_grad():
-        torch.testing.assert_close(single, model.network(image))
 
 
 def test_training_sees_each_image_once_with_the_flip_test() -> None:

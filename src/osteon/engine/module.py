@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from osteon.engine.config import TrainConfig
-from osteon.models.centernet import without_flip_test
+from osteon.models.test_time import single_pass
 from osteon.tasks.base import Task
 
 
@@ -65,7 +65,7 @@ class TaskModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         # One pass per image: this validation only monitors training; a model's test-time flips are for its
         # predictions (export, predict and the validation predictions after training keep them).
-        with without_flip_test(self.model):
+        with single_pass(self.model):
             self._val_records.extend(self.task.validation_records(self.model, self._prepare(batch)))
 
     def on_validation_epoch_end(self) -> None:

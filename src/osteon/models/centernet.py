@@ -28,6 +28,7 @@ One output map at stride 4 instead of anchors on five levels:
   eval mode the network also sees the left-right mirrored image and averages the two outputs, the mirrored one
   flipped back (its left and right distances swapped). It is part of :meth:`network`, so ONNX exports it; it
   doubles the inference cost and steadies the scores of findings the network sees at one orientation only.
+  The engine's validation during training switches it off (``models/test_time.py``'s ``single_pass``).
 
 The network is fully convolutional, so it trains on crops (``patch_size``, centred on findings half of
 the time; ``tasks/_detect_data.py``) and predicts on the whole letterboxed image.
@@ -36,8 +37,6 @@ the time; ``tasks/_detect_data.py``) and predicts on the whole letterboxed image
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -192,20 +191,6 @@ class CenterNet(nn.Module):
             kept = batched_nms(bx, s, labels, self.nms_iou)[: self.detections_per_image]
             out.append({"boxes": bx[kept], "scores": s[kept], "labels": labels[kept]})
         return out
-
-
-@contextmanager
-def without_flip_test(model: nn.Module) -> Iterator[None]:
-    """Inside the block, the CenterNets in ``model`` predict with one pass (the validation during training only
-    monitors progress, and the flip test would double its cost); their flip test is restored after it."""
-    flipping = [m for m in model.modules() if isinstance(m, CenterNet) and m.flip_test]
-    for m in flipping:
-        m.flip_test = False
-    try:
-        yield
-    finally:
-        for m in flipping:
-            m.flip_test = True
 
 
 def _flip_average(maps: torch.Tensor, mirrored: tuple[int, ...] | None = None) -> torch.Tensor:
