@@ -78,7 +78,9 @@ def test_train_help_shows_defaults_and_every_task() -> None:
     result = runner.invoke(app, ["train", "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
     options = _option_lines(result.output)
-    assert options["--image-size"].endswith("Square input size in pixels [default: 224]")
+    assert options["--image-size"].endswith(
+        "Square input size in pixels (the default detector's recipe: 512) [default: 224]"
+    )
     assert "[default: resnet18]" in options["--model"] and "timm:<name>" in options["--model"]
     assert "[default: 10]" in options["--epochs"] and "[default: 0.001]" in options["--lr"]
     assert "[default: no-hflip]" in options["--hflip"] and "[default: augment]" in options["--augment"]

@@ -74,7 +74,9 @@ class TrainConfig(BaseModel):
     pretrained: str | None = Field(
         None, description="Run of `osteon pretrain` (or its backbone.pt), a local weights file, or 'hub' (internet)"
     )
-    image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels")
+    image_size: int = Field(
+        224, ge=16, le=4096, description="Square input size in pixels (the default detector's recipe: 512)"
+    )
     channels: str = Field("auto", description="auto | grey | rgb: input colour (auto: rgb when train images are)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     loss: str | None = Field(None, description="classify: ce|bce; grade: corn|ce; regress: l1|mse|huber")
@@ -119,7 +121,9 @@ class TrainConfig(BaseModel):
     time_budget_min: float | None = Field(
         None, gt=0, description="Train for this many wall-clock minutes instead of --epochs (re-planned each epoch)"
     )
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(
+        32, ge=1, description="Images per optimiser step (the recipes of segment and the default detector: 8)"
+    )
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: OptimizerName = Field("adamw", description="adamw | sgd")
