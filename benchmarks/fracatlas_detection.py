@@ -22,10 +22,13 @@ Usage::
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --yolo yolov8n   # one budget, one rival
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 10 --seeds 0 1 2    # + mean ± SD over seeds
     .venv/bin/python benchmarks/fracatlas_detection.py --summarise RUN RUN ...          # runs made separately
+    .venv/bin/python benchmarks/fracatlas_detection.py --trend SEEDS SEEDS ...         # across-seed folders → plot
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --evaluate-trained RUN  # evaluate again
 
 One run on 54 test images cannot rank these detectors (their mAP moves between seeds as much as they differ);
-``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds.
+``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds; with more than one
+budget it also draws every seed's score and Osteon's ratio to the strongest rival against the budget
+(``trend.png``), which ``--trend`` draws again from across-seed folders made separately.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ from _common import (
     set_threads,
     write_summary,
 )
+from _detection_trend import trend_figure, trend_markdown, trend_table
 from _progress import EpochLog
 
+TARGET_RATIO = 2.0  # issue #11: Osteon's mAP@0.5 at least twice the strongest Ultralytics rival's
 RATES = ("0.125", "0.25", "0.5", "1", "2", "4", "8")
 
 
@@ -72,6 +77,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="Repeat each budget per seed; summarise across")
     p.add_argument(
         "--summarise", nargs="+", default=None, metavar="RUN", help="Only summarise earlier runs' folders across seeds"
+    )
+    p.add_argument(
+        "--trend",
+        nargs="+",
+        default=None,
+        metavar="SEEDS",
+        help="Only draw test mAP@0.5 against the budget from across-seed summary folders (one per budget)",
     )
     p.add_argument(
         "--score-threshold", type=float, default=0.001, help="Lowest box score kept, both models (COCO-eval style)"
@@ -235,6 +247,10 @@ def main() -> None:
             raise SystemExit(f"--summarise: the runs have different budgets {[s['budget_min'] for s in summaries]}")
         across_seeds(summaries, new_out_dir(f"fracatlas_detection-{budget:g}min-seeds", args.out_root))
         return
+    if args.trend:
+        seeds_summaries = [json.loads((Path(run) / "summary.json").read_text()) for run in args.trend]
+        budget_trend(seeds_summaries, new_out_dir("fracatlas_detection-trend", args.out_root))
+        return
     machine = machine_info()
     seeds = args.seeds or [args.seed]
     if args.evaluate_trained:
@@ -242,6 +258,7 @@ def main() -> None:
         log(f"FracAtlas detection: evaluating the models trained in {out}")
         run_budget(args, args.budget_min[0], out, machine, threads)
         return
+    per_budget = []
     for budget in args.budget_min:
         summaries = []
         for seed in seeds:
@@ -251,7 +268,11 @@ def main() -> None:
             seeded = argparse.Namespace(**{**vars(args), "seed": seed})
             summaries.append(run_budget(seeded, budget, out, machine, threads))
         if len(summaries) > 1:
-            across_seeds(summaries, new_out_dir(f"fracatlas_detection-{budget:g}min-seeds", args.out_root))
+            per_budget.append(
+                across_seeds(summaries, new_out_dir(f"fracatlas_detection-{budget:g}min-seeds", args.out_root))
+            )
+    if len(per_budget) > 1:
+        budget_trend(per_budget, new_out_dir("fracatlas_detection-trend", args.out_root))
 
 
 def train_one(args: argparse.Namespace) -> None:
@@ -426,6 +447,27 @@ def across_seeds(summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     }
     write_summary(out, summary)
     print("\n" + summary["markdown"], flush=True)
+    return summary
+
+
+def budget_trend(seeds_summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """``trend.png`` (and SVG/PDF) and a table of test mAP@0.5 against the budget, from one across-seed summary
+    per budget; the ratio panel marks the issue's target (2× the strongest rival)."""
+    try:
+        table = trend_table(seeds_summaries)
+    except ValueError as exc:
+        raise SystemExit(f"--trend: {exc}") from None
+    figure = trend_figure(table, out / "trend.png", target_ratio=TARGET_RATIO, title="FracAtlas detection, test split")
+    summary = {
+        "benchmark": "fracatlas_detection (budget trend)",
+        "out": str(out),
+        "runs": [s["out"] for s in seeds_summaries],
+        "figure": str(figure),
+        "table": table,
+        "markdown": trend_markdown(table),
+    }
+    write_summary(out, summary)
+    print("\n" + summary["markdown"] + f"\n\nfigure: {figure}", flush=True)
     return summary
 
 

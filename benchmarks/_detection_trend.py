@@ -1,0 +1,98 @@
+"""How a side-by-side benchmark's scores move with the training budget: one figure from its across-seed summaries.
+
+Each summary is one budget's ``summary.json`` written by ``fracatlas_detection.py``'s ``across_seeds``. The left
+panel draws every seed's test mAP@0.5 and the seed mean per model against the budget; the right one the ratio of
+the first model (Osteon) to the strongest other one, per seed and on the seed means, against the issue's target.
+Seeds are drawn, not only means: at these budgets one seed can move a model by several times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from osteon.report.figures import save_figure
+
+
+def trend_table(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per budget (sorted): every model's per-seed test mAP@0.5 and its mean, and the first model's ratio to the
+    strongest other one, per seed and on the means, as ``across_seeds`` computed them. Raises ``ValueError`` when a
+    budget repeats or the models differ."""
+    ordered = sorted(summaries, key=lambda s: s["budget_min"])
+    budgets = [float(s["budget_min"]) for s in ordered]
+    if len(set(budgets)) != len(budgets):
+        raise ValueError(f"one across-seed summary per budget, got budgets {budgets}")
+    models = list(ordered[0]["per_model"])
+    for s in ordered[1:]:
+        if list(s["per_model"]) != models:
+            raise ValueError(f"{s['out']}: models {list(s['per_model'])}, not {models}")
+    rows = [
+        {
+            "budget_min": float(s["budget_min"]),
+            "seeds": s["seeds"],
+            "values": {m: s["per_model"][m]["map50"]["values"] for m in models},
+            "means": {m: s["per_model"][m]["map50"]["mean"] for m in models},
+            "strongest_rival": s["strongest_rival_on_average"],
+            "ratio_per_seed": s["map50_ratio_osteon_over_strongest_rival"],
+            "ratio_of_means": s["map50_ratio_of_seed_means"],
+        }
+        for s in ordered
+    ]
+    return {"models": models, "budgets": rows}
+
+
+def trend_figure(table: dict[str, Any], path: Path, *, target_ratio: float | None = None, title: str = "") -> Path:
+    """Draw :func:`trend_table`'s result (score and ratio against the budget) into ``path`` (PNG, SVG, PDF)."""
+    models, rows = table["models"], table["budgets"]
+    budgets = np.array([r["budget_min"] for r in rows])
+    fig, (scores, ratios) = plt.subplots(1, 2, figsize=(10, 4.2))
+    spread = 0.03 * (budgets.max() - budgets.min() if len(budgets) > 1 else budgets[0])
+    for k, model in enumerate(models):
+        offset = (k - (len(models) - 1) / 2) * spread  # side by side, so seeds of different models do not overlap
+        means = [r["means"][model] for r in rows]
+        line = scores.plot(budgets + offset, means, marker="o", markersize=7, label=model, zorder=3)[0]
+        for b, r in zip(budgets, rows, strict=True):
+            seeds = [v for v in r["values"][model] if v is not None]
+            scores.scatter(np.full(len(seeds), b + offset), seeds, s=14, color=line.get_color(), alpha=0.5)
+    scores.set_xlabel("training budget per model (min)")
+    scores.set_ylabel("test mAP@0.5 (dots: seeds; line: mean)")
+    scores.set_xticks(budgets)
+    scores.legend(fontsize=8)
+    for b, r in zip(budgets, rows, strict=True):
+        seeds = [v for v in r["ratio_per_seed"] if v]
+        ratios.scatter(np.full(len(seeds), b), seeds, s=14, color="grey", alpha=0.7)
+    known = [(b, r["ratio_of_means"]) for b, r in zip(budgets, rows, strict=True) if r["ratio_of_means"]]
+    if known:
+        ratios.plot(*zip(*known, strict=True), marker="o", color="black", label="ratio of the seed means")
+    if target_ratio:
+        ratios.axhline(target_ratio, linestyle="--", color="tab:red", label=f"target {target_ratio:g}×")
+    ratios.axhline(1.0, linestyle=":", color="grey")
+    ratios.set_yscale("log")
+    ratios.set_xlabel("training budget per model (min)")
+    ratios.set_ylabel("Osteon / strongest rival, mAP@0.5 (dots: seeds)")
+    ratios.set_xticks(budgets)
+    ratios.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def trend_markdown(table: dict[str, Any]) -> str:
+    """One row per budget: each model's seed mean and Osteon's ratios."""
+    models = table["models"]
+    lines = [
+        f"| budget (min) | {' | '.join(models)} | ratio per seed | ratio of the means |",
+        "|---" * (len(models) + 3) + "|",
+    ]
+    for r in table["budgets"]:
+        means = " | ".join(f"{r['means'][m]:.3f}" if r["means"][m] is not None else "n/a" for m in models)
+        per_seed = ", ".join(f"{v:.2f}" if v is not None else "n/a" for v in r["ratio_per_seed"])
+        of_means = f"{r['ratio_of_means']:.2f}" if r["ratio_of_means"] is not None else "n/a"
+        lines.append(f"| {r['budget_min']:g} | {means} | {per_seed} | {of_means} |")
+    return "\n".join(lines)
