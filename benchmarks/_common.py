@@ -127,6 +127,11 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
+def read_summaries(runs: list[str]) -> list[dict[str, Any]]:
+    """The ``summary.json`` of each earlier run folder (what :func:`write_summary` wrote there)."""
+    return [json.loads((Path(run) / "summary.json").read_text()) for run in runs]
+
+
 def ci(entry: dict[str, Any] | None, digits: int = 3) -> str:
     """``0.712 (0.65–0.77)`` from an ``{"estimate", "low", "high"}`` metric entry."""
     if not entry or entry.get("estimate") is None:

@@ -50,6 +50,7 @@ from _common import (
     machine_info,
     new_out_dir,
     quiet_lightning,
+    read_summaries,
     set_threads,
     write_summary,
 )
@@ -241,15 +242,14 @@ def main() -> None:
         train_one(args)
         return
     if args.summarise:  # seeds run separately (another day, another machine): one table across them
-        summaries = [json.loads((Path(run) / "summary.json").read_text()) for run in args.summarise]
+        summaries = read_summaries(args.summarise)
         budget = summaries[0]["budget_min"]
         if any(s["budget_min"] != budget for s in summaries):
             raise SystemExit(f"--summarise: the runs have different budgets {[s['budget_min'] for s in summaries]}")
         across_seeds(summaries, new_out_dir(f"fracatlas_detection-{budget:g}min-seeds", args.out_root))
         return
     if args.trend:
-        seeds_summaries = [json.loads((Path(run) / "summary.json").read_text()) for run in args.trend]
-        budget_trend(seeds_summaries, new_out_dir("fracatlas_detection-trend", args.out_root))
+        budget_trend(read_summaries(args.trend), new_out_dir("fracatlas_detection-trend", args.out_root))
         return
     machine = machine_info()
     seeds = args.seeds or [args.seed]
