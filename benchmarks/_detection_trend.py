@@ -4,6 +4,11 @@ Each summary is one budget's ``summary.json`` written by ``fracatlas_detection.p
 panel draws every seed's test mAP@0.5 and the seed mean per model against the budget; the right one the ratio of
 the first model (Osteon) to the strongest other one, per seed and on the seed means, against the issue's target.
 Seeds are drawn, not only means: at these budgets one seed can move a model by several times.
+
+A budget is wall-clock time on a shared VM whose speed varies between days (the same 10 minutes gave Osteon 21-27
+epochs on one day and 44 on another), so :func:`compute_table` and :func:`compute_figure` draw the same seeds against
+the compute the window gave instead: the epochs Osteon trained in it (every model shared the CPU alike). Budgets may
+repeat there (the same budget on different days).
 """
 
 from __future__ import annotations
@@ -95,4 +100,93 @@ def trend_markdown(table: dict[str, Any]) -> str:
         per_seed = ", ".join(f"{v:.2f}" if v is not None else "n/a" for v in r["ratio_per_seed"])
         of_means = f"{r['ratio_of_means']:.2f}" if r["ratio_of_means"] is not None else "n/a"
         lines.append(f"| {r['budget_min']:g} | {means} | {per_seed} | {of_means} |")
+    return "\n".join(lines)
+
+
+def compute_table(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per seed of every across-seed summary (a budget may repeat), sorted by the epochs the first model
+    (Osteon) trained: its test mAP@0.5, the strongest other model's on that seed, and the ratio ``across_seeds``
+    computed for the seed. Raises ``ValueError`` when the models differ."""
+    models = list(summaries[0]["per_model"])
+    for s in summaries[1:]:
+        if list(s["per_model"]) != models:
+            raise ValueError(f"{s['out']}: models {list(s['per_model'])}, not {models}")
+    first, rivals = models[0], models[1:]
+    rows = []
+    for s in summaries:
+        per_model = s["per_model"]
+        for i, seed in enumerate(s["seeds"]):
+            scores = {m: per_model[m]["map50"]["values"][i] for m in models}
+            known = [m for m in rivals if scores[m] is not None]
+            strongest = max(known, key=scores.__getitem__) if known else None
+            rows.append(
+                {
+                    "budget_min": float(s["budget_min"]),
+                    "seed": seed,
+                    "run": s["runs"][i] if "runs" in s else s["out"],
+                    "epochs": per_model[first]["epochs"]["values"][i],
+                    "score": scores[first],
+                    "strongest_rival": strongest,
+                    "rival_score": scores[strongest] if strongest else None,
+                    "ratio": s["map50_ratio_osteon_over_strongest_rival"][i],
+                }
+            )
+    rows.sort(key=lambda r: (r["epochs"] is None, r["epochs"] or 0, r["budget_min"]))
+    return {"model": first, "rows": rows}
+
+
+def compute_figure(table: dict[str, Any], path: Path, *, target_ratio: float | None = None, title: str = "") -> Path:
+    """Draw :func:`compute_table`'s rows: the scores and the ratio per seed against Osteon's epochs, one marker per
+    budget, into ``path`` (PNG, SVG, PDF)."""
+    rows = [r for r in table["rows"] if r["epochs"] is not None]
+    fig, (scores, ratios) = plt.subplots(1, 2, figsize=(10, 4.2))
+    markers = dict(zip(sorted({r["budget_min"] for r in rows}), "osD^vP*X", strict=False))
+    for budget, marker in markers.items():
+        mine = [r for r in rows if r["budget_min"] == budget]
+        epochs = [r["epochs"] for r in mine]
+        scores.scatter(
+            epochs,
+            [r["score"] for r in mine],
+            marker=marker,
+            color="tab:blue",
+            label=f"{table['model']}, {budget:g} min",
+        )
+        rival = [(r["epochs"], r["rival_score"]) for r in mine if r["rival_score"] is not None]
+        if rival:
+            scores.scatter(
+                *zip(*rival, strict=True),
+                marker=marker,
+                facecolors="none",
+                edgecolors="tab:orange",
+                label=f"strongest rival, {budget:g} min",
+            )
+        known = [(r["epochs"], r["ratio"]) for r in mine if r["ratio"]]
+        if known:
+            ratios.scatter(*zip(*known, strict=True), marker=marker, color="black", label=f"{budget:g} min")
+    if target_ratio:
+        ratios.axhline(target_ratio, linestyle="--", color="tab:red", label=f"target {target_ratio:g}×")
+    ratios.axhline(1.0, linestyle=":", color="grey")
+    ratios.set_yscale("log")
+    for axis in (scores, ratios):
+        axis.set_xlabel(f"epochs {table['model']} trained in the window (the compute it gave)")
+        axis.legend(fontsize=7)
+    scores.set_ylabel("test mAP@0.5 per seed")
+    ratios.set_ylabel("Osteon / strongest rival, mAP@0.5, per seed")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def compute_markdown(table: dict[str, Any]) -> str:
+    """One row per seed, by the epochs Osteon trained."""
+    name = table["model"]
+    lines = [
+        f"| budget (min) | seed | {name} epochs | {name} mAP@0.5 | strongest rival (that seed) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in table["rows"]:
+        rival = f"{r['strongest_rival']} {r['rival_score']:.3f}" if r["strongest_rival"] else "n/a"
+        score = f"{r['score']:.3f}" if r["score"] is not None else "n/a"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "n/a"
+        lines.append(f"| {r['budget_min']:g} | {r['seed']} | {r['epochs']} | {score} | {rival} | {ratio} |")
     return "\n".join(lines)

@@ -28,7 +28,9 @@ Usage::
 One run on 54 test images cannot rank these detectors (their mAP moves between seeds as much as they differ);
 ``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds; with more than one
 budget it also draws every seed's score and Osteon's ratio to the strongest rival against the budget
-(``trend.png``), which ``--trend`` draws again from across-seed folders made separately.
+(``trend.png``), which ``--trend`` draws again from across-seed folders made separately, with every seed against
+the epochs Osteon trained as well (``compute.png``: the VM's speed varies between days, so a budget in minutes is
+not the same compute on each).
 """
 
 from __future__ import annotations
@@ -54,7 +56,14 @@ from _common import (
     set_threads,
     write_summary,
 )
-from _detection_trend import trend_figure, trend_markdown, trend_table
+from _detection_trend import (
+    compute_figure,
+    compute_markdown,
+    compute_table,
+    trend_figure,
+    trend_markdown,
+    trend_table,
+)
 from _progress import EpochLog
 
 TARGET_RATIO = 2.0  # issue #11: Osteon's mAP@0.5 at least twice the strongest Ultralytics rival's
@@ -84,7 +93,8 @@ def parse_args() -> argparse.Namespace:
         nargs="+",
         default=None,
         metavar="SEEDS",
-        help="Only draw test mAP@0.5 against the budget from across-seed summary folders (one per budget)",
+        help="Only draw test mAP@0.5 against the budget (the later folder of a budget given twice) and against the "
+        "epochs Osteon trained (every folder), from across-seed summary folders",
     )
     p.add_argument(
         "--score-threshold", type=float, default=0.001, help="Lowest box score kept, both models (COCO-eval style)"
@@ -451,23 +461,35 @@ def across_seeds(summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
 
 
 def budget_trend(seeds_summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-    """``trend.png`` (and SVG/PDF) and a table of test mAP@0.5 against the budget, from one across-seed summary
-    per budget; the ratio panel marks the issue's target (2× the strongest rival)."""
+    """``trend.png`` (and SVG/PDF) and a table of test mAP@0.5 against the budget, from the across-seed summaries
+    (a budget given twice: the later folder is the one drawn against the budget), and ``compute.png`` with every
+    seed of every folder against the epochs Osteon trained (the compute its window gave: the VM's speed varies
+    between days). Both ratio panels mark the issue's target (2× the strongest rival)."""
+    latest = {s["budget_min"]: s for s in seeds_summaries}  # dicts keep the last value given per budget
+    replaced = [s["out"] for s in seeds_summaries if latest[s["budget_min"]] is not s]
     try:
-        table = trend_table(seeds_summaries)
+        table = trend_table(list(latest.values()))
+        compute = compute_table(seeds_summaries)
     except ValueError as exc:
         raise SystemExit(f"--trend: {exc}") from None
-    figure = trend_figure(table, out / "trend.png", target_ratio=TARGET_RATIO, title="FracAtlas detection, test split")
+    title = "FracAtlas detection, test split"
+    figure = trend_figure(table, out / "trend.png", target_ratio=TARGET_RATIO, title=title)
+    compute_png = compute_figure(compute, out / "compute.png", target_ratio=TARGET_RATIO, title=title)
+    notes = [f"against the budget, replaced by a later folder of the same budget: {', '.join(replaced)}"]
     summary = {
         "benchmark": "fracatlas_detection (budget trend)",
         "out": str(out),
         "runs": [s["out"] for s in seeds_summaries],
         "figure": str(figure),
+        "compute_figure": str(compute_png),
         "table": table,
-        "markdown": trend_markdown(table),
+        "compute_table": compute,
+        "markdown": "\n\n".join(
+            [trend_markdown(table), *(notes if replaced else []), "By the compute:", compute_markdown(compute)]
+        ),
     }
     write_summary(out, summary)
-    print("\n" + summary["markdown"] + f"\n\nfigure: {figure}", flush=True)
+    print("\n" + summary["markdown"] + f"\n\nfigures: {figure}, {compute_png}", flush=True)
     return summary
 
 
