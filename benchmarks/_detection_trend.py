@@ -75,10 +75,7 @@ def trend_figure(table: dict[str, Any], path: Path, *, target_ratio: float | Non
     known = [(b, r["ratio_of_means"]) for b, r in zip(budgets, rows, strict=True) if r["ratio_of_means"]]
     if known:
         ratios.plot(*zip(*known, strict=True), marker="o", color="black", label="ratio of the seed means")
-    if target_ratio:
-        ratios.axhline(target_ratio, linestyle="--", color="tab:red", label=f"target {target_ratio:g}×")
-    ratios.axhline(1.0, linestyle=":", color="grey")
-    ratios.set_yscale("log")
+    _ratio_guides(ratios, target_ratio)
     ratios.set_xlabel("training budget per model (min)")
     ratios.set_ylabel("Osteon / strongest rival, mAP@0.5 (dots: seeds)")
     ratios.set_xticks(budgets)
@@ -163,10 +160,7 @@ def compute_figure(table: dict[str, Any], path: Path, *, target_ratio: float | N
         known = [(r["epochs"], r["ratio"]) for r in mine if r["ratio"]]
         if known:
             ratios.scatter(*zip(*known, strict=True), marker=marker, color="black", label=f"{budget:g} min")
-    if target_ratio:
-        ratios.axhline(target_ratio, linestyle="--", color="tab:red", label=f"target {target_ratio:g}×")
-    ratios.axhline(1.0, linestyle=":", color="grey")
-    ratios.set_yscale("log")
+    _ratio_guides(ratios, target_ratio)
     for axis in (scores, ratios):
         axis.set_xlabel(f"epochs {table['model']} trained in the window (the compute it gave)")
         axis.legend(fontsize=7)
@@ -190,3 +184,11 @@ def compute_markdown(table: dict[str, Any]) -> str:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "n/a"
         lines.append(f"| {r['budget_min']:g} | {r['seed']} | {r['epochs']} | {score} | {rival} | {ratio} |")
     return "\n".join(lines)
+
+
+def _ratio_guides(axis: Any, target_ratio: float | None) -> None:
+    """A ratio panel's log scale, its parity line and the issue's target."""
+    if target_ratio:
+        axis.axhline(target_ratio, linestyle="--", color="tab:red", label=f"target {target_ratio:g}×")
+    axis.axhline(1.0, linestyle=":", color="grey")
+    axis.set_yscale("log")
