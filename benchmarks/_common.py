@@ -128,8 +128,10 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
 
 
 def read_summaries(runs: list[str]) -> list[dict[str, Any]]:
-    """The ``summary.json`` of each earlier run folder (what :func:`write_summary` wrote there)."""
-    return [json.loads((Path(run) / "summary.json").read_text()) for run in runs]
+    """The ``summary.json`` of each earlier run folder (what :func:`write_summary` wrote there), or a summary file
+    itself (as kept in ``benchmarks/results/``)."""
+    paths = [Path(run) if Path(run).is_file() else Path(run) / "summary.json" for run in runs]
+    return [json.loads(path.read_text()) for path in paths]
 
 
 def ci(entry: dict[str, Any] | None, digits: int = 3) -> str:
