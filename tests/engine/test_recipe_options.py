@@ -33,7 +33,7 @@ def test_validation_and_model_pt_use_the_averaged_weights(phantom_dataset: Path,
 def test_recipe_defaults_fill_only_what_the_user_left_unset() -> None:
     cfg = with_recipe_defaults(TrainConfig(task="detect", data="x.csv"))
     assert cfg.lr == 3e-3 and cfg.channels_last and cfg.select_epoch == "last"  # the default detector's recipe
-    assert cfg.val_every == 5
+    assert cfg.val_every == 5 and cfg.val_max_share == 0.05
     assert (cfg.image_size, cfg.batch_size) == (512, 8)  # the benchmark's input side and batch
     given = with_recipe_defaults(TrainConfig(task="detect", data="x.csv", image_size=256, batch_size=4))
     assert (given.image_size, given.batch_size) == (256, 4)
@@ -43,7 +43,7 @@ def test_recipe_defaults_fill_only_what_the_user_left_unset() -> None:
     assert with_recipe_defaults(TrainConfig(task="detect", data="x.csv", lr=1e-4)).lr == 1e-4
     retinanet = with_recipe_defaults(TrainConfig(task="detect", data="x.csv", model="retinanet"))
     assert retinanet.lr == 1e-3 and not retinanet.channels_last and retinanet.select_epoch == "best"
-    assert retinanet.val_every == 1
+    assert retinanet.val_every == 1 and retinanet.val_max_share is None
     assert (retinanet.image_size, retinanet.batch_size) == (224, 32)  # the engine's: not the heat-map recipe
     assert with_recipe_defaults(TrainConfig(task="classify", data="x.csv")).lr == 1e-3
 

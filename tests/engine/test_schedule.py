@@ -103,6 +103,62 @@ def test_validation_schedule_without_a_budget_and_its_argument() -> None:
         ValidationSchedule(0)
 
 
+def _validate(trainer: SimpleNamespace, every: ValidationSchedule, clock: Clock, seconds: float) -> None:
+    every.on_validation_start(trainer, None)
+    clock.now += seconds
+    every.on_validation_end(trainer, None)
+
+
+def test_the_validation_share_spreads_validations_and_keeps_the_first_and_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Epochs and validations of 10 s each, a cap of 20 %: validate when the time spent validating plus one more
+    validation stays within 20 % of the time so far; the first (to measure) and the last always run."""
+    clock = Clock()
+    monkeypatch.setattr(schedule_module.time, "perf_counter", clock)
+    trainer = _trainer(batches=2)
+    trainer.sanity_checking = False
+    trainer.fit_loop.max_epochs = 20
+    every = ValidationSchedule(1, max_share=0.2)
+    every.on_train_start(trainer, None)
+    validated = []
+    for epoch in range(20):
+        trainer.current_epoch = epoch
+        if _epoch(trainer, [every], clock, seconds=10.0):
+            validated.append(epoch)
+            _validate(trainer, every, clock, seconds=10.0)
+    # 10 s of 20 after epoch 0; the second fits at 100 s (20 <= 0.2 * 100), then one every 50 s; 19 is the last
+    assert validated == [0, 8, 12, 16, 19]
+    assert clock.now == pytest.approx(250.0)  # 200 s of training, 50 s (20 %) of validation
+
+
+def test_the_validation_share_under_a_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation as dear as an epoch, every 2nd epoch scheduled, 10 %: only the first and the last one run and the
+    budget fits more epochs than with every scheduled validation (7 in 100 s against 5)."""
+    clock = Clock()
+    monkeypatch.setattr(schedule_module.time, "perf_counter", clock)
+
+    def run(max_share: float | None) -> list[int]:
+        clock.now = 0.0
+        trainer = _trainer(batches=2)
+        trainer.sanity_checking = False
+        budget, every = TimeBudget(100.0), ValidationSchedule(2, max_share=max_share)
+        budget.on_train_start(trainer, None)
+        every.on_train_start(trainer, None)
+        validated = []
+        while not trainer.should_stop:
+            if _epoch(trainer, [budget, every], clock, seconds=12.0):
+                validated.append(trainer.current_epoch)
+                _validate(trainer, every, clock, seconds=12.0)
+            trainer.current_epoch += 1
+        return validated
+
+    assert run(None) == [1, 3, 4]  # 5 epochs of 12 s and 3 validations
+    assert run(0.1) == [1, 6]  # 7 epochs and 2 validations
+    with pytest.raises(ValueError, match="max_share=0"):
+        ValidationSchedule(2, max_share=0.0)
+
+
 def test_val_every_end_to_end(phantom_dataset: Path, tmp_path: Path) -> None:
     tiny = {"task": "classify", "target": "fractured", "model": "tiny_cnn", "image_size": 64, "batch_size": 16}
     run = train(data=str(phantom_dataset), out=str(tmp_path / "run"), epochs=5, val_every=2, select_epoch="last",

@@ -139,6 +139,13 @@ class TrainConfig(BaseModel):
         description="Validate every N epochs (and always the last): validation on whole images can cost as much "
         "as an epoch of training on crops",
     )
+    val_max_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Skip a scheduled validation while validating would take more than this share of the training "
+        "time so far (the first and the last validation always run; e.g. 0.05; none: no cap)",
+    )
     select_epoch: SelectEpoch = Field(
         "best",
         description="The epoch model.pt keeps: best (validation score) or last (the end of the schedule; steadier "

@@ -158,9 +158,9 @@ def build_trainer(
         all_callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.early_stopping_patience))
     if getattr(cfg, "time_budget_min", None):
         all_callbacks.append(TimeBudget(cfg.time_budget_min * 60, first_plan=cfg.epochs))
-    val_every = getattr(cfg, "val_every", 1)
-    if val_every > 1:  # after TimeBudget: it needs the re-planned last epoch
-        all_callbacks.append(ValidationSchedule(val_every))
+    val_every, val_max_share = getattr(cfg, "val_every", 1), getattr(cfg, "val_max_share", None)
+    if val_every > 1 or val_max_share:  # after TimeBudget: it needs the re-planned last epoch
+        all_callbacks.append(ValidationSchedule(val_every, max_share=val_max_share))
     if getattr(cfg, "ema_decay", 0.0):  # validation, best.ckpt and model.pt then hold the averaged weights
         all_callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
     if cfg.freeze_backbone_epochs:

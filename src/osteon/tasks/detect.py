@@ -56,8 +56,11 @@ OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lo
 # the heat-map detector from random weights: phantoms test mAP@0.5 0.38 at 1e-3, 1.00 at 3e-3 (6e-3 tried on
 # FracAtlas: no better in the side-by-side benchmark, docs/decisions.md)
 CENTERNET_LR = 3e-3
-# validation on whole images costs about as much as an epoch of training on crops; the last epoch always validates
+# validation on whole images costs about as much as an epoch of training on crops; the last epoch always validates.
+# At most 5 % of the training time goes to validating: a 10-minute FracAtlas run validates twice and trains about
+# 17 % more epochs than validating every fifth one (docs/decisions.md, session 30)
 CENTERNET_VAL_EVERY = 5
+CENTERNET_VAL_MAX_SHARE = 0.05
 # the input side and batch the benchmark's default detector trains at (BENCHMARKS.md §4; `osteon plan` plans at
 # least 512 px for detection too): small findings keep their pixels, and the training crops are sized from the
 # boxes, so a step costs the same at any input side. Batch 32, the engine-wide default, trained worse in the
@@ -108,9 +111,10 @@ class DetectionTask(TaskBase):
         ``CENTERNET_BATCH_SIZE`` (the benchmark's recipe), in channels-last memory (its depthwise
         convolutions run about 1.3x faster that way on CPUs, in training and inference), keeps its last epoch
         (the annealed end of the schedule; on FracAtlas it scored as well or better on test than the epoch picked by
-        mAP on 73 validation images in 8 of 9 runs) and validates every ``CENTERNET_VAL_EVERY`` epochs (it trains
-        on crops and validates on whole images: on FracAtlas one validation cost as much as 0.7 training epochs);
-        docs/decisions.md. The config's own values win."""
+        mAP on 73 validation images in 8 of 9 runs) and validates every ``CENTERNET_VAL_EVERY`` epochs while that
+        takes at most ``CENTERNET_VAL_MAX_SHARE`` of the training time (it trains on crops and validates on whole
+        images: on FracAtlas one validation cost as much as 0.7 training epochs); docs/decisions.md. The config's
+        own values win."""
         model = cfg.model if "model" in cfg.model_fields_set else None
         architecture, _ = resolve_architecture(model, cfg.encoder, cfg.backend)
         if architecture not in NATIVE_DETECTORS:
@@ -122,6 +126,7 @@ class DetectionTask(TaskBase):
             "channels_last": True,
             "select_epoch": "last",
             "val_every": CENTERNET_VAL_EVERY,
+            "val_max_share": CENTERNET_VAL_MAX_SHARE,
         }
 
     @classmethod
