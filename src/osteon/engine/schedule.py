@@ -124,8 +124,11 @@ class ValidationSchedule(L.Callback):
         planned = trainer.fit_loop.max_epochs
         last = planned is not None and planned >= 0 and epoch + 1 >= planned
         scheduled = (epoch + 1) % self.every == 0
+        affordable = scheduled and self._affordable()
+        if self.max_share is not None:  # rank 0's clock decides: ranks that disagreed would wait for each other
+            affordable = bool(trainer.strategy.broadcast(affordable, src=0))
         # Lightning validates when (epoch + 1) % check_val_every_n_epoch == 0
-        if last or (scheduled and self._affordable()):
+        if last or affordable:
             trainer.check_val_every_n_epoch = 1
         elif scheduled:  # over the share: skip this one (epoch + 2 never divides epoch + 1)
             trainer.check_val_every_n_epoch = epoch + 2
