@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from osteon.report.figures import save_figure
 
@@ -162,7 +163,7 @@ def compute_figure(table: dict[str, Any], path: Path, *, target_ratio: float | N
             ratios.scatter(*zip(*known, strict=True), marker=marker, color="black", label=f"{budget:g} min")
     _ratio_guides(ratios, target_ratio)
     for axis in (scores, ratios):
-        axis.set_xlabel(f"epochs {table['model']} trained in the window (the compute it gave)")
+        axis.set_xlabel(f"epochs {table['model'].split()[0]} trained in the window\n(the compute it gave)")
         axis.legend(fontsize=7)
     scores.set_ylabel("test mAP@0.5 per seed")
     ratios.set_ylabel("Osteon / strongest rival, mAP@0.5, per seed")
@@ -192,3 +193,6 @@ def _ratio_guides(axis: Any, target_ratio: float | None) -> None:
         axis.axhline(target_ratio, linestyle="--", color="tab:red", label=f"target {target_ratio:g}×")
     axis.axhline(1.0, linestyle=":", color="grey")
     axis.set_yscale("log")
+    as_ratio = FuncFormatter(lambda value, _: f"{value:g}×")  # 2×, 3×, not matplotlib's 2 × 10⁰
+    axis.yaxis.set_major_formatter(as_ratio)
+    axis.yaxis.set_minor_formatter(as_ratio)

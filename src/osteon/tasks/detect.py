@@ -57,7 +57,7 @@ OPERATING_FP_PER_IMAGE = 1.0  # the operating point chosen on validation: the lo
 # FracAtlas: no better in the side-by-side benchmark, docs/decisions.md)
 CENTERNET_LR = 3e-3
 # validation on whole images costs about as much as an epoch of training on crops; the last epoch always validates.
-# At most 5 % of the training time goes to validating: a 10-minute FracAtlas run validates twice and trains about
+# At most 5 % of the training time goes to validating: a 10-minute FracAtlas run validates 2-3 times and trains about
 # 17 % more epochs than validating every fifth one (docs/decisions.md, session 30)
 CENTERNET_VAL_EVERY = 5
 CENTERNET_VAL_MAX_SHARE = 0.05
