@@ -70,3 +70,17 @@ def test_under_a_time_budget_epochs_is_not_a_limit(tmp_path: Path) -> None:
     cfg = TrainConfig(task="classify", data="x.csv", epochs=3, time_budget_min=5)
     assert build_trainer(cfg, run, progress=False)[0].max_epochs == UNBOUNDED_EPOCHS
     assert build_trainer(TrainConfig(task="classify", data="x.csv", epochs=3), run, progress=False)[0].max_epochs == 3
+
+
+def test_a_validation_share_alone_adds_the_validation_schedule(tmp_path: Path) -> None:
+    """``val_max_share`` without ``val_every`` still schedules validation (every epoch, within the share)."""
+    from osteon.engine.rundir import RunDir
+    from osteon.engine.schedule import ValidationSchedule
+    from osteon.engine.trainer import build_trainer
+
+    run = RunDir.create(tmp_path / "r")
+    shared = build_trainer(TrainConfig(task="classify", data="x.csv", val_max_share=0.1), run, progress=False)[0]
+    schedules = [cb for cb in shared.callbacks if isinstance(cb, ValidationSchedule)]
+    assert [(s.every, s.max_share) for s in schedules] == [(1, 0.1)]
+    plain = build_trainer(TrainConfig(task="classify", data="x.csv"), run, progress=False)[0]
+    assert not [cb for cb in plain.callbacks if isinstance(cb, ValidationSchedule)]
