@@ -144,7 +144,8 @@ class TrainConfig(BaseModel):
         gt=0,
         le=1,
         description="Skip a scheduled validation while validating would take more than this share of the training "
-        "time so far (the first and the last validation always run; e.g. 0.05; none: no cap)",
+        "time so far (the first and the last validation always run; e.g. 0.05; none: no cap). Early-stopping "
+        "patience then counts the validations that ran",
     )
     select_epoch: SelectEpoch = Field(
         "best",
