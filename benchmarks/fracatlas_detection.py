@@ -26,7 +26,9 @@ Usage::
     .venv/bin/python benchmarks/fracatlas_detection.py --budget-min 30 --evaluate-trained RUN  # evaluate again
 
 One run on 54 test images cannot rank these detectors (their mAP moves between seeds as much as they differ);
-``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds; with more than one
+``--seeds`` repeats each budget and writes a table of mean ± SD (min–max) across the seeds, with Osteon's ratio
+to the strongest rival per seed and of the seed means, each with a 95 % interval over resamples of the test
+images shared by every model (``_detection_ratio.py``); with more than one
 budget it also draws every seed's score and Osteon's ratio to the strongest rival against the budget
 (``trend.png``), which ``--trend`` draws again from across-seed folders made separately, with every seed against
 the epochs Osteon trained as well (``compute.png``: the VM's speed varies between days, so a budget in minutes is
@@ -56,6 +58,7 @@ from _common import (
     set_threads,
     write_summary,
 )
+from _detection_ratio import ratio_intervals, ratio_text
 from _detection_trend import (
     compute_figure,
     compute_markdown,
@@ -443,6 +446,14 @@ def across_seeds(summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         f"mAP@0.5 ratio Osteon / strongest rival: per seed {', '.join(f'{r}' for r in ratios)}; "
         f"of the seed means {ratio_of_means} (strongest on average: {strongest})",
     ]
+    intervals = ratio_intervals(summaries, n_resamples=summaries[0]["recipe"]["n_resamples"])
+    if intervals:
+        per_seed = ", ".join(ratio_text(v) for v in intervals["per_seed"].values())
+        lines += [
+            "",
+            f"with 95 % CIs (test images resampled, the same resamples for every model): per seed {per_seed}; "
+            f"of the seed means {ratio_text(intervals['of_seed_means'])}",
+        ]
     summary = {
         "benchmark": "fracatlas_detection (across seeds)",
         "budget_min": summaries[0]["budget_min"],
@@ -453,6 +464,7 @@ def across_seeds(summaries: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         "map50_ratio_osteon_over_strongest_rival": ratios,
         "map50_ratio_of_seed_means": ratio_of_means,
         "strongest_rival_on_average": strongest,
+        "map50_ratio_intervals": intervals,
         "markdown": "\n".join(lines),
     }
     write_summary(out, summary)

@@ -62,3 +62,16 @@ def test_comparison_section_in_the_report(tmp_path):
     b = make_run(data, tmp_path / "b", quality=1.0, seed=2)
     html = write_report(a, compare=[b], gallery_size=0, n_resamples=100).read_text()
     assert 'id="comparison"' in html and "a vs b on the test cases" in html and "DeLong" in html
+
+
+def test_detection_runs_compare_map_and_froc_with_ratios(tmp_path):
+    data = make_dataset(tmp_path / "data", task="detect")
+    good = RunData.load(make_run(data, tmp_path / "good", task="detect", quality=4.0, seed=1))
+    bad = RunData.load(make_run(data, tmp_path / "bad", task="detect", quality=0.0, seed=2))
+    rows = {r[0]: r for r in compare_runs(good, bad, key="test", n_resamples=200).rows}
+    assert list(rows) == ["mAP@0.5", "mAP@0.5:0.95", "FROC mean sensitivity"]
+    assert float(rows["mAP@0.5"][1]) > float(rows["mAP@0.5"][2])  # scores follow the truth in `good` only
+    assert rows["mAP@0.5"][4].startswith("paired bootstrap; ratio ") and "×" in rows["mAP@0.5"][4]
+    same = {r[0]: r for r in compare_runs(good, good, key="test", n_resamples=100).rows}
+    assert same["mAP@0.5"][3] == "0.000 (0.000–0.000)" and same["mAP@0.5"][-1] == "1.000"
+    assert same["mAP@0.5"][4] == "paired bootstrap; ratio 1.00× (1.00–1.00×)"

@@ -7,7 +7,8 @@ inputs raise :class:`MetricInputError`.
 
 Families: binary classification (``classification``), multiclass/multilabel (``multiclass``),
 ordinal grades (``ordinal``), regression (``regression``), calibration (``calibration``), DeLong's
-test (``delong``), detection (``detection``: COCO mAP through pycocotools, FROC), bootstrap
+test (``delong``), detection (``detection``: COCO mAP through pycocotools, FROC; ``detection_compare``:
+detectors compared on the same resamples), bootstrap
 intervals by patient (``bootstrap_ci``, ``paired_bootstrap_test``) and the
 report builders the engine calls (``binary_report``, ``multiclass_report``, ``ordinal_report``,
 ``regression_report``).
@@ -40,6 +41,12 @@ from osteon.metrics.detection import (
     froc_curve,
     froc_score,
 )
+from osteon.metrics.detection_compare import (
+    DETECTION_STATISTICS,
+    ResampledDetectionScores,
+    paired_detection_test,
+    resampled_detection_scores,
+)
 from osteon.metrics.multiclass import (
     accuracy_score,
     balanced_accuracy_score,
@@ -65,9 +72,11 @@ from osteon.metrics.regression import (
 from osteon.metrics.report import binary_report, multiclass_report, ordinal_report, regression_report
 
 __all__ = [
+    "DETECTION_STATISTICS",
     "FROC_RATES",
     "ConfidenceInterval",
     "MetricInputError",
+    "ResampledDetectionScores",
     "ThresholdMethod",
     "UndefinedMetricWarning",
     "accuracy_score",
@@ -96,6 +105,7 @@ __all__ = [
     "npv_score",
     "ordinal_report",
     "paired_bootstrap_test",
+    "paired_detection_test",
     "pearson_r_score",
     "per_class_metrics",
     "per_class_roc_auc_score",
@@ -105,6 +115,7 @@ __all__ = [
     "quadratic_weighted_kappa_score",
     "r2_score",
     "regression_report",
+    "resampled_detection_scores",
     "roc_auc_score",
     "roc_curve",
     "root_mean_squared_error",

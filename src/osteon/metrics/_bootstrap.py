@@ -322,9 +322,18 @@ def paired_bootstrap_test(
         )
     name = getattr(metric_fn, "__name__", "metric") + " difference"
     ci = summarise(diff, values, confidence=confidence, method="percentile", name=name)
-    valid = values[np.isfinite(values)]
+    return diff, ci, paired_p_value(diff, values)
+
+
+def paired_p_value(diff: float, values: np.ndarray) -> float:
+    """Two-sided p of a paired-bootstrap difference ``diff`` from its resampled values (non-finite dropped).
+
+    The resampled differences are shifted to the null: ``(1 + #{|d* - diff| >= |diff|}) / (1 + n_valid)``, so
+    identical models give 1; ``nan`` when ``diff`` or every resample is undefined.
+    """
+    valid = np.asarray(values, dtype=float)
+    valid = valid[np.isfinite(valid)]
     if not np.isfinite(diff) or len(valid) == 0:
-        return diff, ci, float("nan")
+        return float("nan")
     extreme = int(np.sum(np.abs(valid - diff) >= abs(diff) - 1e-12))
-    p_value = min(1.0, (1 + extreme) / (1 + len(valid)))
-    return diff, ci, float(p_value)
+    return float(min(1.0, (1 + extreme) / (1 + len(valid))))

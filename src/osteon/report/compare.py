@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from functools import partial
 
 import pandas as pd
 
-from osteon import metrics
 from osteon.errors import ConfigError
+from osteon.report.kinds.base import PairedTest
 from osteon.report.rundata import RunData, usable
 from osteon.report.tables import Table
 
@@ -61,12 +60,13 @@ def compare_runs(a: RunData, b: RunData, *, key: str, n_resamples: int = 1000, s
     The task's report adapter chooses the tests (:meth:`~osteon.report.kinds.ReportKind.paired_rows`): binary
     classification DeLong's test for AUC and a paired bootstrap (by patient when ids exist) of sensitivity,
     specificity and accuracy, each run at its own operating point; multiclass/grading a paired bootstrap of
-    accuracy, macro AUC (and quadratic kappa, grade MAE); regression of MAE and RMSE.
+    accuracy, macro AUC (and quadratic kappa, grade MAE); regression of MAE and RMSE; detection of mAP@0.5,
+    mAP@0.5:0.95 and FROC mean sensitivity, with the ratio of the two runs' values beside each difference.
     p-values are two-sided and not adjusted for multiple comparisons.
     """
     left, right = matched_cases(a, b, key)
     groups = left["patient_id"].astype(str).to_numpy() if _has_ids(left) else None
-    boot = partial(metrics.paired_bootstrap_test, groups=groups, n_resamples=n_resamples, seed=seed)
+    boot = PairedTest(groups, n_resamples, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = a.kind.paired_rows(a, b, key, left, right, boot)

@@ -69,7 +69,23 @@ def _ci_cell(ci: Callable[..., Any], fn: Callable[..., float], *arrays: np.ndarr
     return fmt({"estimate": interval.estimate, "low": interval.low, "high": interval.high})
 
 
-PairedTest = Callable[..., Any]  # metrics.paired_bootstrap_test with groups/resamples bound
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired-bootstrap settings of a comparison table; called as :func:`osteon.metrics.paired_bootstrap_test`.
+
+    Adapters whose statistics need more than ``fn(y, a)`` (detection) read ``groups``, ``n_resamples`` and
+    ``seed`` to draw the same resamples themselves.
+    """
+
+    groups: np.ndarray | None
+    n_resamples: int
+    seed: int
+
+    def __call__(self, fn: Callable[..., float], y: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> Any:
+        """``(difference, CI, p)`` of ``fn`` between two runs' predictions on the same resamples."""
+        return metrics.paired_bootstrap_test(
+            fn, y, pa, pb, groups=self.groups, n_resamples=self.n_resamples, seed=self.seed
+        )
 
 
 def bootstrap_row(

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from osteon import metrics
-from osteon.data.boxes import box_records
+from osteon.data.boxes import ImageBoxes, box_records, parse_boxes
 from osteon.errors import DatasetFormatError
-from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, GalleryCases, ReportKind, count_row
-from osteon.report.tables import fmt
+from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, GalleryCases, PairedTest, ReportKind, count_row
+from osteon.report.tables import fmt, fmt_p
 
 if TYPE_CHECKING:
     from osteon.engine.rundir import RunDir
@@ -102,6 +103,30 @@ class DetectKind(ReportKind):
     def gallery_prediction(self, row: pd.Series) -> object:
         return row.get("n_boxes", row.get("prediction", ""))
 
+    def paired_rows(
+        self, a: RunData, b: RunData, key: str, left: pd.DataFrame, right: pd.DataFrame, boot: PairedTest
+    ) -> list[list[str]]:
+        """mAP@0.5, mAP@0.5:0.95 and FROC mean sensitivity: difference (paired bootstrap) and ratio ``a / b``."""
+        if "pred_boxes" not in left or "pred_boxes" not in right:
+            return []
+        class_index = {name: k for k, name in enumerate(self.class_names(a))}
+        truth = _frame_boxes(left, "truth", class_index)
+        result = metrics.paired_detection_test(
+            truth,
+            _frame_boxes(left, "pred_boxes", class_index),
+            _frame_boxes(right, "pred_boxes", class_index),
+            n_classes=len(class_index),
+            groups=boot.groups,
+            n_resamples=boot.n_resamples,
+            seed=boot.seed,
+        )
+        rows = []
+        for stat, name in zip(metrics.DETECTION_STATISTICS, _STATISTIC_NAMES, strict=True):
+            r = result[stat]
+            test = f"paired bootstrap; ratio {_fmt_ratio(r['ratio'])}"
+            rows.append([name, fmt(r["a"]), fmt(r["b"]), fmt(r["difference"]), test, fmt_p(r["p_value"])])
+        return rows
+
     def write_figures(self, run: RunDir, key: str, frame: pd.DataFrame, result: dict[str, Any]) -> list[Path]:
         """True (green) and predicted (orange) boxes on a sample of images into ``figures/overlays_<key>/``."""
         from osteon.report.box_overlays import draw_box_overlays
@@ -110,6 +135,32 @@ class DetectKind(ReportKind):
             return []
         images = [str(_image_path(run, p)) for p in frame["image"].astype(str)]
         return draw_box_overlays(frame.assign(image=images), run.figure_dir(f"overlays_{key}"))
+
+
+_STATISTIC_NAMES = ("mAP@0.5", "mAP@0.5:0.95", "FROC mean sensitivity")
+
+
+def _frame_boxes(frame: pd.DataFrame, column: str, class_index: dict[str, int]) -> list[ImageBoxes]:
+    """The boxes of one column of a predictions table (``truth`` or ``pred_boxes``), one entry per row."""
+    scored = column == "pred_boxes"
+    return [
+        parse_boxes(v, class_index=class_index, image=str(i), scored=scored)
+        for v, i in zip(frame[column], frame["image"], strict=True)
+    ]
+
+
+def _fmt_ratio(ratio: dict[str, Any]) -> str:
+    """``2.10× (1.30–5.00×)``; an unbounded end (the other run scored 0 on some resamples) as ``∞``."""
+    estimate, low, high = (float(ratio[k]) for k in ("estimate", "low", "high"))
+    if np.isnan(estimate):
+        return "—"
+    if np.isnan(low):
+        return f"{_times(estimate)}×"
+    return f"{_times(estimate)}× ({_times(low)}–{_times(high)}×)"
+
+
+def _times(value: float) -> str:
+    return "∞" if value == np.inf else f"{value:.2f}"
 
 
 def has_boxes(value: object) -> bool:
