@@ -47,10 +47,17 @@ def trend_table(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             "strongest_rival": s["strongest_rival_on_average"],
             "ratio_per_seed": s["map50_ratio_osteon_over_strongest_rival"],
             "ratio_of_means": s["map50_ratio_of_seed_means"],
+            "ratio_of_means_ci": _interval(s),
         }
         for s in ordered
     ]
     return {"models": models, "budgets": rows}
+
+
+def _interval(summary: dict[str, Any]) -> list[float] | None:
+    """``[low, high]`` of the ratio of the seed means (``_detection_ratio.py``), or None for older summaries."""
+    intervals = summary.get("map50_ratio_intervals")
+    return [intervals["of_seed_means"]["low"], intervals["of_seed_means"]["high"]] if intervals else None
 
 
 def trend_figure(table: dict[str, Any], path: Path, *, target_ratio: float | None = None, title: str = "") -> Path:
@@ -76,6 +83,13 @@ def trend_figure(table: dict[str, Any], path: Path, *, target_ratio: float | Non
     known = [(b, r["ratio_of_means"]) for b, r in zip(budgets, rows, strict=True) if r["ratio_of_means"]]
     if known:
         ratios.plot(*zip(*known, strict=True), marker="o", color="black", label="ratio of the seed means")
+    bars = [(b, r["ratio_of_means_ci"]) for b, r in zip(budgets, rows, strict=True) if r.get("ratio_of_means_ci")]
+    if bars:  # an infinite upper end (a rival at 0 on some resamples) is drawn to the top of the panel
+        finite = [v for _, ci in bars for v in ci if np.isfinite(v)]
+        top = max(finite + [v for r in rows for v in r["ratio_per_seed"] if v])
+        for i, (b, (low, high)) in enumerate(bars):
+            label = "95 % CI of the ratio of the means (test images resampled)" if i == 0 else None
+            ratios.vlines(b, low, high if np.isfinite(high) else 1.1 * top, color="black", linewidth=1, label=label)
     _ratio_guides(ratios, target_ratio)
     ratios.set_xlabel("training budget per model (min)")
     ratios.set_ylabel("Osteon / strongest rival, mAP@0.5 (dots: seeds)")
@@ -97,6 +111,8 @@ def trend_markdown(table: dict[str, Any]) -> str:
         means = " | ".join(f"{r['means'][m]:.3f}" if r["means"][m] is not None else "n/a" for m in models)
         per_seed = ", ".join(f"{v:.2f}" if v is not None else "n/a" for v in r["ratio_per_seed"])
         of_means = f"{r['ratio_of_means']:.2f}" if r["ratio_of_means"] is not None else "n/a"
+        if r.get("ratio_of_means_ci"):
+            of_means += " ({:.2f}–{:.2f})".format(*r["ratio_of_means_ci"]).replace("inf", "∞")
         lines.append(f"| {r['budget_min']:g} | {means} | {per_seed} | {of_means} |")
     return "\n".join(lines)
 

@@ -91,3 +91,14 @@ def test_the_compute_view_puts_every_seed_of_every_folder_by_osteons_epochs(tmp_
     assert figure.is_file() and figure.stat().st_size > 1000
     with pytest.raises(ValueError, match="models"):
         compute_table([slow, _summary(30, {"osteon centernet": [0.1, 0.1], "yolov8n": [0.1, 0.1]}, models=MODELS[:2])])
+
+
+def test_the_interval_of_the_ratio_of_means_is_read_drawn_and_printed(tmp_path: Path) -> None:
+    values = {"osteon centernet": [0.08, 0.06], "yolov8n": [0.01, 0.02], "yolo26n": [0.02, 0.01]}
+    with_ci = _summary(30, values) | {"map50_ratio_intervals": {"of_seed_means": {"low": 1.8, "high": float("inf")}}}
+    table = trend_table([_summary(10, values), with_ci])
+    assert table["budgets"][0]["ratio_of_means_ci"] is None  # a summary from before the intervals
+    assert table["budgets"][1]["ratio_of_means_ci"] == [1.8, float("inf")]
+    rows = trend_markdown(table).splitlines()
+    assert rows[3].endswith("| 4.67 (1.80–∞) |") and rows[2].endswith("| 4.67 |")
+    assert trend_figure(table, tmp_path / "trend.png", target_ratio=2.0).is_file()
