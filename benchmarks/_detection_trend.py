@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from _detection_ratio import ratio_text
 from matplotlib.ticker import FuncFormatter
 
 from osteon.report.figures import save_figure
@@ -111,8 +112,9 @@ def trend_markdown(table: dict[str, Any]) -> str:
         means = " | ".join(f"{r['means'][m]:.3f}" if r["means"][m] is not None else "n/a" for m in models)
         per_seed = ", ".join(f"{v:.2f}" if v is not None else "n/a" for v in r["ratio_per_seed"])
         of_means = f"{r['ratio_of_means']:.2f}" if r["ratio_of_means"] is not None else "n/a"
-        if r.get("ratio_of_means_ci"):
-            of_means += " ({:.2f}–{:.2f})".format(*r["ratio_of_means_ci"]).replace("inf", "∞")
+        if r.get("ratio_of_means_ci") and r["ratio_of_means"] is not None:
+            low, high = r["ratio_of_means_ci"]
+            of_means = ratio_text({"estimate": r["ratio_of_means"], "low": low, "high": high})
         lines.append(f"| {r['budget_min']:g} | {means} | {per_seed} | {of_means} |")
     return "\n".join(lines)
 
