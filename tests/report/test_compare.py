@@ -75,3 +75,27 @@ def test_detection_runs_compare_map_and_froc_with_ratios(tmp_path):
     same = {r[0]: r for r in compare_runs(good, good, key="test", n_resamples=100).rows}
     assert same["mAP@0.5"][3] == "0.000 (0.000–0.000)" and same["mAP@0.5"][-1] == "1.000"
     assert same["mAP@0.5"][4] == "paired bootstrap; ratio 1.00× (1.00–1.00×)"
+
+
+def test_segmentation_runs_compare_dice_and_iou(tmp_path):
+    data = make_dataset(tmp_path / "data", task="segment")
+    good = RunData.load(make_run(data, tmp_path / "good", task="segment", quality=4.0, seed=1))
+    bad = RunData.load(make_run(data, tmp_path / "bad", task="segment", quality=0.0, seed=2))
+    rows = {r[0]: r for r in compare_runs(good, bad, key="test", n_resamples=200).rows}
+    assert list(rows) == ["Dice", "Dice, images with foreground", "IoU"]
+    # the synthetic Dice is 0.4 + 0.1 * quality on images with foreground, 1 (both masks empty) on the others
+    assert float(rows["Dice, images with foreground"][1]) == pytest.approx(0.8, abs=0.06)
+    assert float(rows["Dice, images with foreground"][2]) == pytest.approx(0.4, abs=0.06)
+    assert float(rows["Dice"][1]) > float(rows["Dice, images with foreground"][1])  # empty images count as 1
+    assert float(rows["Dice"][-1]) < 0.05 and rows["IoU"][4] == "paired bootstrap"  # 1/201: the smallest p here
+    same = {r[0]: r for r in compare_runs(good, good, key="test", n_resamples=100).rows}
+    assert same["Dice"][3] == "0.000 (0.000–0.000)" and same["Dice"][-1] == "1.000"
+
+
+def test_the_mean_dice_leaves_the_resized_grid_columns_out():
+    import pandas as pd
+
+    from osteon.report.kinds.segment import mean_dice
+
+    frame = pd.DataFrame({"dice_bone": [0.8, 0.6], "dice_grid_bone": [0.0, 0.0], "iou_bone": [0.1, 0.1]})
+    assert mean_dice(frame).tolist() == [0.8, 0.6]

@@ -61,7 +61,8 @@ def compare_runs(a: RunData, b: RunData, *, key: str, n_resamples: int = 1000, s
     classification DeLong's test for AUC and a paired bootstrap (by patient when ids exist) of sensitivity,
     specificity and accuracy, each run at its own operating point; multiclass/grading a paired bootstrap of
     accuracy, macro AUC (and quadratic kappa, grade MAE); regression of MAE and RMSE; detection of mAP@0.5,
-    mAP@0.5:0.95 and FROC mean sensitivity, with the ratio of the two runs' values beside each difference.
+    mAP@0.5:0.95 and FROC mean sensitivity, with the ratio of the two runs' values beside each difference;
+    segmentation of the mean per-image Dice (all images, and those whose reference has foreground) and IoU.
     p-values are two-sided and not adjusted for multiple comparisons.
     """
     left, right = matched_cases(a, b, key)

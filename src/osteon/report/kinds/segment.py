@@ -11,7 +11,16 @@ import pandas as pd
 
 from osteon.data.boxes import json_list
 from osteon.errors import DatasetFormatError
-from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, GalleryCases, ReportKind, count_row
+from osteon.metrics.segmentation import nanmean_score
+from osteon.report.kinds.base import (
+    REPORT_KINDS,
+    Bootstrap,
+    GalleryCases,
+    PairedTest,
+    ReportKind,
+    bootstrap_row,
+    count_row,
+)
 from osteon.report.tables import fmt
 
 if TYPE_CHECKING:
@@ -60,6 +69,28 @@ class SegmentKind(ReportKind):
             ("Highest Dice", "best overlap with the reference mask", ranked.tail(per_group).iloc[::-1]),
         ], None
 
+    def paired_rows(
+        self, a: RunData, b: RunData, key: str, left: pd.DataFrame, right: pd.DataFrame, boot: PairedTest
+    ) -> list[list[str]]:
+        """Per-image Dice (all images, empty-mask policy; and the images whose reference has foreground) and IoU,
+        each averaged over the foreground classes in original pixels: paired bootstrap of the mean over images."""
+        y = np.zeros(len(left))
+        foreground = _has_foreground(left)
+        rows = []
+        for name, metric, only_foreground in (
+            ("Dice", "dice", False),
+            ("Dice, images with foreground", "dice", True),
+            ("IoU", "iou", False),
+        ):
+            va, vb = class_mean(left, metric), class_mean(right, metric)
+            if va is None or vb is None or (only_foreground and foreground is None):
+                continue
+            pa, pb = va.to_numpy(float), vb.to_numpy(float)
+            if only_foreground:
+                pa, pb = np.where(foreground, pa, np.nan), np.where(foreground, pb, np.nan)
+            rows.append(bootstrap_row(name, _mean_over_images, y, pa, pb, boot))
+        return rows
+
     def write_figures(self, run: RunDir, key: str, frame: pd.DataFrame, result: dict[str, Any]) -> list[Path]:
         """``<key>_overlays.png``: predicted masks filled, reference outlined (when the masks were saved)."""
         from osteon.report.overlays import overlay_figure
@@ -72,10 +103,29 @@ class SegmentKind(ReportKind):
 
 def mean_dice(frame: pd.DataFrame) -> pd.Series | None:
     """Per-image Dice averaged over the foreground classes (``dice_<class>`` columns), or ``None``."""
-    columns = [c for c in frame.columns if str(c).startswith("dice_")]
+    return class_mean(frame, "dice")
+
+
+def class_mean(frame: pd.DataFrame, metric: str) -> pd.Series | None:
+    """Per-image ``metric`` (``dice``, ``iou``) in original pixels averaged over the foreground classes
+    (``<metric>_<class>`` columns; the resized-grid ``<metric>_grid_<class>`` ones left out), or ``None``."""
+    columns = [c for c in frame.columns if str(c).startswith(f"{metric}_") and not str(c).startswith(f"{metric}_grid_")]
     if not columns:
         return None
     return frame[columns].apply(pd.to_numeric, errors="coerce").mean(axis=1)
+
+
+def _has_foreground(frame: pd.DataFrame) -> np.ndarray | None:
+    """Per image: does the reference mask of any foreground class have a pixel (``truth_area_px_<class>``)?"""
+    columns = [c for c in frame.columns if str(c).startswith("truth_area_px_")]
+    if not columns:
+        return None
+    return (frame[columns].apply(pd.to_numeric, errors="coerce").fillna(0) > 0).any(axis=1).to_numpy()
+
+
+def _mean_over_images(y: np.ndarray, values: np.ndarray) -> float:
+    """The mean of the defined per-image values (``y`` is unused: paired tests pass the reference first)."""
+    return nanmean_score(values)
 
 
 def _is_polygons(data: RunData, values: pd.Series) -> bool:
