@@ -64,10 +64,15 @@ def test_comparison_section_in_the_report(tmp_path):
     assert 'id="comparison"' in html and "a vs b on the test cases" in html and "DeLong" in html
 
 
+def good_and_bad_runs(tmp_path, task):
+    """Two evaluated runs of ``task`` on one dataset: predictions that follow the truth, and chance."""
+    data = make_dataset(tmp_path / "data", task=task)
+    good = RunData.load(make_run(data, tmp_path / "good", task=task, quality=4.0, seed=1))
+    return good, RunData.load(make_run(data, tmp_path / "bad", task=task, quality=0.0, seed=2))
+
+
 def test_detection_runs_compare_map_and_froc_with_ratios(tmp_path):
-    data = make_dataset(tmp_path / "data", task="detect")
-    good = RunData.load(make_run(data, tmp_path / "good", task="detect", quality=4.0, seed=1))
-    bad = RunData.load(make_run(data, tmp_path / "bad", task="detect", quality=0.0, seed=2))
+    good, bad = good_and_bad_runs(tmp_path, "detect")
     rows = {r[0]: r for r in compare_runs(good, bad, key="test", n_resamples=200).rows}
     assert list(rows) == ["mAP@0.5", "mAP@0.5:0.95", "FROC mean sensitivity"]
     assert float(rows["mAP@0.5"][1]) > float(rows["mAP@0.5"][2])  # scores follow the truth in `good` only
@@ -78,9 +83,7 @@ def test_detection_runs_compare_map_and_froc_with_ratios(tmp_path):
 
 
 def test_segmentation_runs_compare_dice_and_iou(tmp_path):
-    data = make_dataset(tmp_path / "data", task="segment")
-    good = RunData.load(make_run(data, tmp_path / "good", task="segment", quality=4.0, seed=1))
-    bad = RunData.load(make_run(data, tmp_path / "bad", task="segment", quality=0.0, seed=2))
+    good, bad = good_and_bad_runs(tmp_path, "segment")
     rows = {r[0]: r for r in compare_runs(good, bad, key="test", n_resamples=200).rows}
     assert list(rows) == ["Dice", "Dice, images with foreground", "IoU"]
     # the synthetic Dice is 0.4 + 0.1 * quality on images with foreground, 1 (both masks empty) on the others
