@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from osteon.data.boxes import ImageBoxes, parse_boxes
+from osteon.data.boxes import ImageBoxes, parse_box_column
 from osteon.metrics import resampled_detection_scores
 from osteon.metrics.detection_compare import ratio_interval
 
@@ -37,12 +37,8 @@ def test_boxes(run: Path) -> tuple[list[str], list[ImageBoxes], list[ImageBoxes]
     index = {name: k for k, name in enumerate(class_names(run))}
     frame = pd.read_csv(run / "predictions_test.csv").sort_values("image")
     images = frame["image"].astype(str).tolist()
-    truth = [parse_boxes(v, class_index=index, image=i) for v, i in zip(frame["truth"], images, strict=True)]
-    preds = [
-        parse_boxes(v, class_index=index, image=i, scored=True)
-        for v, i in zip(frame["pred_boxes"], images, strict=True)
-    ]
-    return images, truth, preds
+    truth = parse_box_column(frame["truth"], images, class_index=index)
+    return images, truth, parse_box_column(frame["pred_boxes"], images, class_index=index, scored=True)
 
 
 def ratio_intervals(

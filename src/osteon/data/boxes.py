@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -297,6 +297,16 @@ def parse_boxes(
     if size_hw is not None and len(boxes):
         boxes = _inside(boxes, size_hw, image=image, tolerance=tolerance)
     return ImageBoxes(boxes, labels, scores if scored else None)
+
+
+def parse_box_column(
+    values: Iterable[Any], images: Iterable[Any], *, class_index: Mapping[str, int], scored: bool = False
+) -> list[ImageBoxes]:
+    """:func:`parse_boxes` on every cell of a box column (``truth``, ``pred_boxes``), each named by its image."""
+    return [
+        parse_boxes(v, class_index=class_index, image=str(i), scored=scored)
+        for v, i in zip(values, images, strict=True)
+    ]
 
 
 def _inside(boxes: np.ndarray, size_hw: tuple[int, int], *, image: str, tolerance: float) -> np.ndarray:

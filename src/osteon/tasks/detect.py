@@ -31,6 +31,7 @@ from osteon.data.boxes import (
     ImageBoxes,
     box_records,
     boxes_to_records,
+    parse_box_column,
     parse_boxes,
     records_to_json,
     to_original_space,
@@ -321,14 +322,8 @@ class DetectionTask(TaskBase):
 
     # -- evaluation -----------------------------------------------------------------------------
     def _parse_frame(self, frame: pd.DataFrame) -> tuple[list[ImageBoxes], list[ImageBoxes]]:
-        truth = [
-            parse_boxes(v, class_index=self.class_index, image=str(i))
-            for v, i in zip(frame["truth"], frame["image"], strict=True)
-        ]
-        preds = [
-            parse_boxes(v, class_index=self.class_index, image=str(i), scored=True)
-            for v, i in zip(frame["pred_boxes"], frame["image"], strict=True)
-        ]
+        truth = parse_box_column(frame["truth"], frame["image"], class_index=self.class_index)
+        preds = parse_box_column(frame["pred_boxes"], frame["image"], class_index=self.class_index, scored=True)
         return truth, preds
 
     @property

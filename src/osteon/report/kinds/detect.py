@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from osteon import metrics
-from osteon.data.boxes import ImageBoxes, box_records, parse_boxes
+from osteon.data.boxes import box_records, parse_box_column
 from osteon.errors import DatasetFormatError
 from osteon.report.kinds.base import REPORT_KINDS, Bootstrap, GalleryCases, PairedTest, ReportKind, count_row
 from osteon.report.tables import fmt, fmt_p
@@ -110,11 +110,11 @@ class DetectKind(ReportKind):
         if "pred_boxes" not in left or "pred_boxes" not in right:
             return []
         class_index = {name: k for k, name in enumerate(self.class_names(a))}
-        truth = _frame_boxes(left, "truth", class_index)
+        images = left["image"]
         result = metrics.paired_detection_test(
-            truth,
-            _frame_boxes(left, "pred_boxes", class_index),
-            _frame_boxes(right, "pred_boxes", class_index),
+            parse_box_column(left["truth"], images, class_index=class_index),
+            parse_box_column(left["pred_boxes"], images, class_index=class_index, scored=True),
+            parse_box_column(right["pred_boxes"], right["image"], class_index=class_index, scored=True),
             n_classes=len(class_index),
             groups=boot.groups,
             n_resamples=boot.n_resamples,
@@ -138,15 +138,6 @@ class DetectKind(ReportKind):
 
 
 _STATISTIC_NAMES = ("mAP@0.5", "mAP@0.5:0.95", "FROC mean sensitivity")
-
-
-def _frame_boxes(frame: pd.DataFrame, column: str, class_index: dict[str, int]) -> list[ImageBoxes]:
-    """The boxes of one column of a predictions table (``truth`` or ``pred_boxes``), one entry per row."""
-    scored = column == "pred_boxes"
-    return [
-        parse_boxes(v, class_index=class_index, image=str(i), scored=scored)
-        for v, i in zip(frame[column], frame["image"], strict=True)
-    ]
 
 
 def _fmt_ratio(ratio: dict[str, Any]) -> str:
